@@ -1,0 +1,168 @@
+"""All settings in one place: defaults, overridden by environment variables or a `.env` file.
+
+Every knob a learner may turn lives here, so notebooks, the CLI and the tests read the same values.
+Secrets (`OPENAI_API_KEY`, `MILVUS_TOKEN`) come only from the environment or `.env`; `Settings`
+never shows them in its `repr`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+
+QWEN3_EMBEDDING_ID = "Qwen/Qwen3-Embedding-0.6B"
+QWEN3_RERANKER_ID = "Qwen/Qwen3-Reranker-0.6B"
+DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+DEFAULT_RERANK_TASK = DEFAULT_QUERY_TASK
+
+MODEL_MODES = ("auto", "qwen3", "offline")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the project cannot use; the message says which and how to fix it."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not an integer; set it to a whole number or unset it."
+        ) from None
+
+
+def load_dotenv_file(path: Path | None = None) -> bool:
+    """Load `.env` (repo root by default) into the environment without overriding what is already set."""
+    from dotenv import dotenv_values
+
+    path = path or ROOT / ".env"
+    if not path.is_file():
+        return False
+    try:
+        values = dotenv_values(path)
+    except Exception as exc:  # python-dotenv raises on unreadable files, not on odd lines
+        raise ConfigError(f"Could not read {path}: {type(exc).__name__}. Fix or delete the file.") from None
+    for key, value in values.items():
+        if value is not None and key not in os.environ:
+            os.environ[key] = value
+    return True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; build it with `get_settings()`."""
+
+    models: str = "auto"
+    embedding_model: str = QWEN3_EMBEDDING_ID
+    reranker_model: str = QWEN3_RERANKER_ID
+    device: str = "auto"
+    dtype: str = "auto"
+    milvus_uri: str = str(DATA_DIR / "milvus_rag.db")
+    milvus_token: str = field(default="", repr=False)
+    collection: str = "milvus_faq"
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = ""
+    llm_model: str = "gpt-4o"
+    llm_timeout_s: float = 60.0
+    llm_max_retries: int = 2
+    docs_zip: str = ""
+    docs_url: str = (
+        "https://github.com/milvus-io/milvus-docs/releases/download/v2.4.6-preview/milvus_docs_2.4.x_en.zip"
+    )
+    cache_dir: str = str(DATA_DIR / "cache")
+    rerank_max_length: int = 8192
+    rerank_token_budget: int = 16384
+    embed_batch_size: int = 32
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (unknown names raise)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ConfigError(
+                f"Unknown setting(s): {', '.join(sorted(unknown))}. Known: {', '.join(sorted(known))}."
+            )
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def is_lite(self) -> bool:
+        """True when `milvus_uri` is a local Milvus Lite file rather than a server URL."""
+        return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when a chat endpoint can be called: a key, or an explicit OpenAI-compatible base URL."""
+        return bool(self.openai_api_key or self.openai_base_url)
+
+
+def get_settings(use_dotenv: bool = True) -> Settings:
+    """Read settings from the environment (after loading `.env` when present)."""
+    if use_dotenv:
+        load_dotenv_file()
+    models = _env("RAG_MODELS", "auto").lower()
+    if models not in MODEL_MODES:
+        raise ConfigError(f"RAG_MODELS={models!r} is not one of {', '.join(MODEL_MODES)}.")
+    device = _env("RAG_DEVICE", "auto").lower()
+    if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise ConfigError(f"RAG_DEVICE={device!r}: use auto, cpu, cuda, cuda:N or mps.")
+    dtype = _env("RAG_DTYPE", "auto").lower()
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ConfigError(f"RAG_DTYPE={dtype!r}: use auto, float32, bfloat16 or float16.")
+    try:
+        timeout = float(_env("LLM_TIMEOUT", "60"))
+    except ValueError:
+        raise ConfigError("LLM_TIMEOUT must be a number of seconds.") from None
+    defaults = Settings()
+    return Settings(
+        models=models,
+        embedding_model=_env("RAG_EMBEDDING_MODEL", defaults.embedding_model),
+        reranker_model=_env("RAG_RERANKER_MODEL", defaults.reranker_model),
+        device=device,
+        dtype=dtype,
+        milvus_uri=_env("MILVUS_URI", defaults.milvus_uri),
+        milvus_token=_env("MILVUS_TOKEN", ""),
+        collection=_env("MILVUS_COLLECTION", defaults.collection),
+        openai_api_key=_env("OPENAI_API_KEY", ""),
+        openai_base_url=_env("OPENAI_BASE_URL", ""),
+        llm_model=_env("LLM_MODEL", defaults.llm_model),
+        llm_timeout_s=timeout,
+        llm_max_retries=_env_int("LLM_MAX_RETRIES", defaults.llm_max_retries),
+        docs_zip=_env("MILVUS_DOCS_ZIP", ""),
+        docs_url=_env("MILVUS_DOCS_URL", defaults.docs_url),
+        cache_dir=_env("RAG_CACHE_DIR", defaults.cache_dir),
+        rerank_max_length=_env_int("RERANK_MAX_LENGTH", defaults.rerank_max_length),
+        rerank_token_budget=_env_int("RERANK_TOKEN_BUDGET", defaults.rerank_token_budget),
+        embed_batch_size=_env_int("EMBED_BATCH_SIZE", defaults.embed_batch_size),
+    )
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """Pick the torch device: CUDA, else Apple MPS, else CPU (unless one is requested)."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(device: str, requested: str = "auto") -> str:
+    """bf16 on CUDA, fp32 elsewhere (MPS and CPU), unless one is requested."""
+    if requested != "auto":
+        return requested
+    return "bfloat16" if device.startswith("cuda") else "float32"

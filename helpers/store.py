@@ -1,0 +1,301 @@
+"""Milvus through `pymilvus.MilvusClient`: a Milvus Lite file by default, or any server by URI and token.
+
+The store takes vectors, never a model. One collection holds the passages with their text (analysed,
+so Milvus can compute BM25 itself through a BM25 `Function`), source, title, a dense vector and
+the BM25 sparse vector. It records which embedding model and dimension built it, so that searching
+with another model fails loudly instead of returning nonsense.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from helpers.data import Chunk
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+MODEL_PROPERTY = "rag.embedding_model"
+DIM_PROPERTY = "rag.dim"
+SEARCH_MODES = ("dense", "bm25", "hybrid")
+TEXT_MAX_CHARS = 16384  # VARCHAR max_length counts bytes in Milvus: leave room for multi-byte text
+HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+
+
+class StoreError(RuntimeError):
+    """A Milvus operation failed in a way the user can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the stored passage and its score under the search mode used."""
+
+    id: str
+    text: str
+    source: str
+    title: str
+    score: float
+
+
+def import_pymilvus():
+    """Import pymilvus even when MILVUS_URI names a Milvus Lite file.
+
+    pymilvus reads MILVUS_URI (and a `.env` it finds) at import time and rejects anything but an
+    http(s) URL; this course also accepts a file path there. Hide it for the duration of the import.
+    """
+    saved = os.environ.get("MILVUS_URI")
+    os.environ["MILVUS_URI"] = saved if saved and saved.startswith(("http://", "https://")) else ""
+    try:
+        import pymilvus
+    finally:
+        if saved is None:
+            del os.environ["MILVUS_URI"]
+        else:
+            os.environ["MILVUS_URI"] = saved
+    return pymilvus
+
+
+def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
+    """Open a `MilvusClient`: a path is a Milvus Lite file, `http(s)://` a Milvus server or Zilliz Cloud."""
+    MilvusClient = import_pymilvus().MilvusClient
+
+    is_server = uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+    if not is_server:
+        Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return MilvusClient(uri=uri, token=token or "", timeout=timeout)
+    except Exception as exc:  # pymilvus raises MilvusException and plain connection errors alike
+        where = f"the Milvus server at {uri}" if is_server else f"the Milvus Lite file {uri}"
+        hint = (
+            "Check that the server runs and the URI/port and MILVUS_TOKEN are right."
+            if is_server
+            else "Another process (a second notebook kernel?) may hold this file: close it, use another "
+            "MILVUS_URI file, or run a server (milvus-lite server --host 127.0.0.1) and set MILVUS_URI to it."
+        )
+        raise StoreError(f"Could not connect to {where}: {type(exc).__name__}: {exc}. {hint}") from None
+
+
+class MilvusStore:
+    """One collection of passages with dense and BM25 search."""
+
+    def __init__(self, client: MilvusClient, collection: str):
+        self.client = client
+        self.collection = collection
+        self._loaded = False
+
+    def load(self) -> None:
+        """Load the collection into memory (needed after reopening it); cheap when already loaded."""
+        if not self._loaded:
+            if not self.exists():
+                raise StoreError(
+                    f"Collection {self.collection!r} does not exist: run `python -m helpers ingest` first."
+                )
+            self.client.load_collection(self.collection)
+            self._loaded = True
+
+    # --- schema ----------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True when the collection exists."""
+        return bool(self.client.has_collection(self.collection))
+
+    def create(self, dim: int, model_id: str, index_type: str = "HNSW") -> None:
+        """Create the collection: schema, BM25 function, dense and sparse indexes; record model and dim."""
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_CHARS * 4, enable_analyzer=True)
+        schema.add_field("source", DataType.VARCHAR, max_length=1024)
+        schema.add_field("title", DataType.VARCHAR, max_length=2048)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(
+            Function(
+                name="text_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["text"],
+                output_field_names=["sparse"],
+            )
+        )
+        index = self.client.prepare_index_params()
+        params = HNSW_PARAMS if index_type == "HNSW" else {}
+        index.add_index("dense", index_type=index_type, metric_type="IP", params=params)
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        self.client.create_collection(
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
+            properties={MODEL_PROPERTY: model_id, DIM_PROPERTY: str(dim)},
+        )
+        self.load()
+
+    def drop(self) -> None:
+        """Delete the collection if it exists."""
+        if self.exists():
+            self.client.drop_collection(self.collection)
+        self._loaded = False
+
+    def built_with(self) -> tuple[str, int] | None:
+        """(embedding model id, dimension) recorded at creation, or None for a foreign collection."""
+        props = self.client.describe_collection(self.collection).get("properties", {}) or {}
+        if MODEL_PROPERTY not in props:
+            return None
+        return props[MODEL_PROPERTY], int(props.get(DIM_PROPERTY, 0))
+
+    def check_model(self, model_id: str, dim: int) -> None:
+        """Raise `StoreError` (suggesting --rebuild) when the collection was built by another model or dim."""
+        built = self.built_with()
+        if built is None:
+            raise StoreError(
+                f"Collection {self.collection!r} was not created by this course (no model recorded). "
+                "Use another MILVUS_COLLECTION or re-ingest with --rebuild."
+            )
+        if built != (model_id, dim):
+            raise StoreError(
+                f"Collection {self.collection!r} was built with {built[0]} at dim {built[1]}, but the query "
+                f"uses {model_id} at dim {dim}. Vectors from different models are not comparable: "
+                "re-ingest with `python -m helpers ingest --rebuild` (or pick the matching model)."
+            )
+
+    # --- data ------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Number of rows (a strongly consistent count(*) query)."""
+        self.load()
+        res = self.client.query(
+            self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
+        )
+        return int(res[0]["count(*)"])
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` are already stored."""
+        self.load()
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            rows = self.client.get(self.collection, ids=part, output_fields=["id"])
+            found.update(r["id"] for r in rows)
+        return found
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, batch_size: int = 256) -> int:
+        """Insert or replace rows by id, in batches; running it twice leaves the same rows."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors.")
+        self.load()
+        total = 0
+        for start in range(0, len(chunks), batch_size):
+            rows = [
+                {
+                    "id": c.id,
+                    "text": c.text[:TEXT_MAX_CHARS],
+                    "source": c.source[:1024],
+                    "title": c.title[:512],
+                    "dense": v.astype(np.float32).tolist(),
+                }
+                for c, v in zip(
+                    chunks[start : start + batch_size], vectors[start : start + batch_size], strict=True
+                )
+            ]
+            total += int(self.client.upsert(self.collection, rows)["upsert_count"])
+        return total
+
+    def delete_missing(self, keep_ids: set[str]) -> int:
+        """Remove rows whose id is not in `keep_ids` (passages that left the corpus); return how many."""
+        if self.count() == len(self.existing_ids(sorted(keep_ids))):
+            return 0  # every stored row is still wanted: skip the full scan
+        stale: list[str] = []
+        for batch in self._iterate_ids():
+            stale += [i for i in batch if i not in keep_ids]
+        for start in range(0, len(stale), 500):
+            self.client.delete(self.collection, ids=stale[start : start + 500])
+        return len(stale)
+
+    def _iterate_ids(self, batch: int = 1000):
+        it = self.client.query_iterator(self.collection, batch_size=batch, filter="", output_fields=["id"])
+        try:
+            while rows := it.next():
+                yield [r["id"] for r in rows]
+        finally:
+            it.close()
+
+    # --- search ----------------------------------------------------------------------------------
+
+    def _hits(self, result) -> list[Hit]:
+        hits = []
+        for h in result[0]:
+            entity = h.get("entity", h)
+            hits.append(Hit(h["id"], entity["text"], entity["source"], entity["title"], float(h["distance"])))
+        return hits
+
+    def search_dense(self, query_vector: np.ndarray, limit: int = 10) -> list[Hit]:
+        """Nearest passages by inner product (= cosine on unit vectors)."""
+        self.load()
+        res = self.client.search(
+            self.collection,
+            data=[np.asarray(query_vector, dtype=np.float32).tolist()],
+            anns_field="dense",
+            limit=limit,
+            output_fields=["text", "source", "title"],
+            search_params={"metric_type": "IP", "params": {"ef": max(64, limit)}},
+        )
+        return self._hits(res)
+
+    def search_bm25(self, query_text: str, limit: int = 10) -> list[Hit]:
+        """Keyword search: Milvus computes BM25 from the analysed `text` field."""
+        self.load()
+        res = self.client.search(
+            self.collection,
+            data=[query_text],
+            anns_field="sparse",
+            limit=limit,
+            output_fields=["text", "source", "title"],
+            search_params={"metric_type": "BM25"},
+        )
+        hits = self._hits(res)
+        # Milvus Lite reports BM25 as a negative distance, a server as a positive score: report the score.
+        return [Hit(h.id, h.text, h.source, h.title, abs(h.score)) for h in hits]
+
+    def search_hybrid(
+        self, query_vector: np.ndarray, query_text: str, limit: int = 10, k: int = 60
+    ) -> list[Hit]:
+        """Dense and BM25 result lists fused by reciprocal rank fusion (score = sum of 1/(k + rank))."""
+        self.load()
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        dense = AnnSearchRequest(
+            [np.asarray(query_vector, dtype=np.float32).tolist()],
+            "dense",
+            {"metric_type": "IP", "params": {"ef": max(64, limit)}},
+            limit=limit,
+        )
+        sparse = AnnSearchRequest([query_text], "sparse", {"metric_type": "BM25"}, limit=limit)
+        res = self.client.hybrid_search(
+            self.collection,
+            [dense, sparse],
+            ranker=RRFRanker(k),
+            limit=limit,
+            output_fields=["text", "source", "title"],
+        )
+        return self._hits(res)
+
+    def search(
+        self, mode: str, query_vector: np.ndarray | None, query_text: str, limit: int = 10
+    ) -> list[Hit]:
+        """Dispatch to `dense`, `bm25` or `hybrid` search."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}.")
+        if mode == "dense":
+            return self.search_dense(query_vector, limit)
+        if mode == "bm25":
+            return self.search_bm25(query_text, limit)
+        if mode == "hybrid":
+            return self.search_hybrid(query_vector, query_text, limit)
+        raise ValueError(f"Unknown search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}.")

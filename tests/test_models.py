@@ -1,0 +1,85 @@
+"""Model choice (auto, qwen3, offline) and the deterministic tiny Qwen3 stand-ins."""
+
+from __future__ import annotations
+
+import pytest
+from safetensors.numpy import load_file
+
+from helpers.models import (
+    MINILM_ID,
+    TINY_RERANKER_ID,
+    ModelLoadError,
+    build_tiny_qwen3,
+    choose_models,
+    load_embedder,
+)
+
+
+def test_offline_kit(base_settings):
+    choice = choose_models(base_settings.with_overrides(models="offline"))
+    assert (choice.kit, choice.embedding_model, choice.reranker_model) == (
+        "offline",
+        MINILM_ID,
+        TINY_RERANKER_ID,
+    )
+    assert choice.reranker_is_stand_in
+    assert "random weights" in choice.as_dict()["reranker"]
+    assert "mean nothing" in choice.banner() and "RAG_MODELS=qwen3" in choice.banner()
+
+
+def test_qwen3_kit_uses_configured_ids(base_settings):
+    s = base_settings.with_overrides(models="qwen3")
+    choice = choose_models(s)
+    assert (choice.embedding_model, choice.reranker_model) == (s.embedding_model, s.reranker_model)
+    assert choice.embedding_model == "Qwen/Qwen3-Embedding-0.6B"
+    assert choice.reranker_model == "Qwen/Qwen3-Reranker-0.6B"
+    assert not choice.reranker_is_stand_in
+
+
+def test_auto_falls_back_offline_without_cache_or_hub(base_settings, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty hub cache
+    choice = choose_models(base_settings.with_overrides(models="auto"))
+    assert choice.kit == "offline"
+    assert "HF_HUB_OFFLINE" in choice.reason
+
+
+def test_unknown_model_gives_actionable_error(base_settings):
+    with pytest.raises(ModelLoadError, match=r"no-such-org/no-such-model.*HF_HUB_OFFLINE"):
+        load_embedder("no-such-org/no-such-model", base_settings)
+
+
+@pytest.mark.parametrize("kind", ["embedding", "reranker"])
+def test_stand_ins_are_deterministic(tmp_path, kind):
+    a = build_tiny_qwen3(kind, tmp_path / "a")
+    b = build_tiny_qwen3(kind, tmp_path / "b")
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    assert all((wa[k] == wb[k]).all() for k in wa)
+    assert (a / "tokenizer.json").read_text() == (b / "tokenizer.json").read_text()
+    # Built once: a second call reuses the folder.
+    stamp = (a / "stand_in_recipe.json").stat().st_mtime_ns
+    build_tiny_qwen3(kind, tmp_path / "a")
+    assert (a / "stand_in_recipe.json").stat().st_mtime_ns == stamp
+
+
+def test_stand_in_tokenizer_has_qwen_tokens(tiny_cross_encoder):
+    tok = tiny_cross_encoder.tokenizer
+    for token in ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "yes", "no"):
+        assert tok.convert_tokens_to_ids(token) not in (None, tok.unk_token_id), token
+        assert len(tok.encode(token, add_special_tokens=False)) == 1, token
+    assert tok.padding_side == "left"
+
+
+def test_stand_in_reranker_is_a_causal_lm(tiny_cross_encoder):
+    assert type(tiny_cross_encoder.model).__name__ == "Qwen3ForCausalLM"
+
+
+def test_stand_in_embedder_is_last_token_pooled_qwen3(tiny_embedder):
+    st = tiny_embedder.model
+    assert type(st[0].model).__name__ == "Qwen3Model"
+    assert st[1].pooling_mode == ["lasttoken"] or "lasttoken" in str(st[1].get_config_dict())
+    assert st.tokenizer.padding_side == "left"
+    # Like Qwen3-Embedding: <|endoftext|> is appended, and its hidden state becomes the embedding.
+    ids = st.tokenizer("hello")["input_ids"]
+    assert ids[-1] == st.tokenizer.convert_tokens_to_ids("<|endoftext|>")

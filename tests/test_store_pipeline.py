@@ -1,0 +1,131 @@
+"""Milvus store and the ingest/ask pipeline on Milvus Lite, with the offline kit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers.data import load_corpus, markdown_chunks
+from helpers.models import ModelChoice
+from helpers.pipeline import RAG
+from helpers.store import MilvusStore, StoreError, connect
+
+
+@pytest.fixture
+def rag(settings, minilm) -> RAG:
+    r = RAG(settings)
+    r.__dict__["embedder"] = minilm  # reuse the session's model instead of loading it again
+    return r
+
+
+def test_ingest_is_idempotent(rag):
+    first = rag.ingest("sample", progress=False)
+    n_chunks = len(markdown_chunks(load_corpus("sample").documents))
+    assert first.rows == n_chunks == first.embedded
+    second = rag.ingest("sample", progress=False)
+    assert (second.rows, second.embedded, second.removed) == (n_chunks, 0, 0)
+    assert first.as_json().keys() >= {"collection", "rows", "corpus", "chunker", "models"}
+
+
+def test_interrupted_ingest_completes_without_duplicates(rag):
+    chunks = markdown_chunks(load_corpus("sample").documents)
+    store = rag.store
+    store.create(rag.embedder.dim, rag.embedder.model_id)
+    half = chunks[: len(chunks) // 2]
+    store.upsert(half, rag.embedder.encode_documents([c.text for c in half]))  # as if killed here
+    report = rag.ingest("sample", progress=False)
+    assert report.embedded == len(chunks) - len(half)
+    assert report.rows == len(chunks) == store.count()
+
+
+def test_changed_corpus_removes_stale_rows(rag, tmp_path):
+    rag.ingest("sample", progress=False)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "one.md").write_text("#### Only question?\n\nOnly answer about Milvus.\n")
+    report = rag.ingest(str(folder), progress=False)
+    assert report.rows == 1 and report.removed > 0
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_search_modes_return_text_and_source(rag, mode):
+    rag.ingest("sample", progress=False)
+    hits = rag.retrieve("How does hybrid search fuse BM25 and dense results?", mode=mode, limit=5)
+    assert 1 <= len(hits) <= 5
+    for h in hits:
+        assert h.text and h.source.endswith(".md") and h.title and h.score > 0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_bm25_finds_an_exact_keyword(rag):
+    rag.ingest("sample", progress=False)
+    hits = rag.retrieve("Matryoshka", mode="bm25", limit=3)
+    assert "matryoshka" in hits[0].text.lower()
+
+
+def test_model_mismatch_is_a_clear_error(rag, settings, tiny_embedder):
+    rag.ingest("sample", progress=False)
+    other = RAG(settings)
+    other.__dict__["embedder"] = tiny_embedder
+    with pytest.raises(StoreError, match="--rebuild"):
+        other.ask("What is Milvus Lite?")
+    with pytest.raises(StoreError, match="--rebuild"):
+        other.ingest("sample", progress=False)
+    # --rebuild fixes it.
+    assert other.ingest("sample", rebuild=True, progress=False).rows > 0
+
+
+def test_foreign_collection_is_refused(settings):
+    store = MilvusStore(connect(settings.milvus_uri), "foreign")
+    from helpers.store import import_pymilvus
+
+    pm = import_pymilvus()
+    store.client.create_collection("foreign", dimension=4)
+    with pytest.raises(StoreError, match="not created by this course"):
+        store.check_model("x", 4)
+    assert pm is not None
+
+
+def test_ask_offline_uses_hybrid_and_extractive_answer(rag):
+    result = rag.ask("Where does Milvus Lite keep its data?", top_k=5, top_n=2)
+    assert result.retrieval == "hybrid" and result.reranker == "none"
+    assert len(result.sources) == 2 and all(s.rerank_score is None for s in result.sources)
+    assert result.answer_backend.startswith("extractive")
+    assert result.sources[0].text.strip() in result.answer
+    assert any("reranking needs the real Qwen3 reranker" in n for n in result.notes)
+    assert result.timings_ms["total"] >= result.timings_ms["search"]
+
+
+def test_ask_with_stand_in_reranker_is_labelled(rag):
+    result = rag.ask("What is Milvus Lite?", top_k=6, top_n=3, reranker="stand-in")
+    assert result.retrieval == "dense"
+    assert "random weights" in result.reranker
+    scores = [s.rerank_score for s in result.sources]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert any("mean nothing" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(("question", "kwargs"), [("   ", {}), ("ok?", {"top_k": 0}), ("ok?", {"top_n": 0})])
+def test_ask_rejects_bad_input(rag, question, kwargs):
+    with pytest.raises(ValueError):
+        rag.ask(question, **kwargs)
+
+
+def test_upsert_checks_lengths(settings):
+    store = MilvusStore(connect(settings.milvus_uri), "c")
+    with pytest.raises(ValueError, match="chunks but"):
+        store.upsert([], np.zeros((1, 4), dtype=np.float32))
+
+
+def test_qwen3_kit_reranks_by_default(settings):
+    rag = RAG(settings, choice=ModelChoice("qwen3", "e", "r", "test"))
+    assert rag.resolve_reranker("auto") == "qwen3"
+    assert RAG(settings).resolve_reranker("auto") == "none"
+    with pytest.raises(ValueError, match="Unknown reranker"):
+        rag.resolve_reranker("cohere")
+
+
+def test_missing_collection_is_a_clear_error(settings):
+    store = MilvusStore(connect(settings.milvus_uri), "nope")
+    with pytest.raises(StoreError, match="python -m helpers ingest"):
+        store.search_dense(np.ones(4, dtype=np.float32), 3)
