@@ -9,6 +9,7 @@ import textwrap
 
 from helpers.config import ConfigError, get_settings
 from helpers.data import CHUNKERS, DataError
+from helpers.evaluate import STRATEGIES, EvalDataError, format_report, run_eval
 from helpers.generate import LLMError
 from helpers.models import ModelLoadError, print_banner
 from helpers.pipeline import RAG, RERANKER_CHOICES
@@ -57,7 +58,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--instruction", default=None, help="task instruction for query embedding and reranking")
     ask.add_argument("--json", action="store_true", help="print a JSON result")
+
+    ev = sub.add_parser("eval", help="measure retrieval quality on labelled questions")
+    ev.add_argument("--queries", required=True, help="JSONL file of {query, lang, relevant}")
+    ev.add_argument("--corpus", default="milvus-faq", help="milvus-faq, sample, or a folder/zip PATH")
+    ev.add_argument("--chunker", choices=CHUNKERS, default="markdown")
+    ev.add_argument("--k", type=_positive, default=10, help="candidates retrieved per question (default 10)")
+    ev.add_argument(
+        "--strategies",
+        type=_strategies,
+        default=STRATEGIES,
+        help=f"comma-separated subset of {','.join(STRATEGIES)}",
+    )
+    ev.add_argument(
+        "--instruction",
+        default=None,
+        help="ablation: comma-separated settings among none, default, or a custom instruction",
+    )
+    ev.add_argument("--dims", type=_dims, default=(), help="ablation: Matryoshka dims, e.g. 32,64,128,256")
+    ev.add_argument("--json", action="store_true", help="print the JSON report")
     return parser
+
+
+def _strategies(value: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in names if s not in STRATEGIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown strategy {', '.join(unknown) or value!r}; use {','.join(STRATEGIES)}"
+        )
+    return names
+
+
+def _dims(value: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in value.split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use comma-separated whole numbers, e.g. 64,128"
+        ) from None
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: dimensions must be at least 1")
+    return dims
 
 
 def _print_ask(result) -> None:
@@ -75,11 +117,30 @@ def _print_ask(result) -> None:
     print(f"\nTimings: {timings}")
 
 
+def _eval(args, settings) -> int:
+    instructions = tuple(s.strip() for s in args.instruction.split(",")) if args.instruction else ()
+    print_banner()
+    report = run_eval(
+        args.queries,
+        settings,
+        corpus=args.corpus,
+        chunker=args.chunker,
+        strategies=args.strategies,
+        k=args.k,
+        dims=args.dims,
+        instructions=instructions,
+    )
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
+        if args.command == "eval":
+            return _eval(args, settings)
         rag = RAG(settings)
         print_banner(rag.choice)
         if args.command == "ingest":
@@ -112,7 +173,7 @@ def run(argv: list[str] | None = None) -> int:
                 print()
             _print_ask(result)
         return 0
-    except (ValueError, DataError, ConfigError) as exc:
+    except (ValueError, DataError, ConfigError, EvalDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (StoreError, ModelLoadError, LLMError) as exc:

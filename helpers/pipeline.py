@@ -82,12 +82,19 @@ class RAG:
     """Embedder + Milvus store + optional reranker + generator, configured from `Settings`."""
 
     def __init__(
-        self, settings: Settings | None = None, dim: int | None = None, choice: ModelChoice | None = None
+        self,
+        settings: Settings | None = None,
+        dim: int | None = None,
+        choice: ModelChoice | None = None,
+        embedder: Embedder | None = None,
+        rerankers: dict[str, Reranker] | None = None,
     ):
         self.settings = settings or get_settings()
         self.choice = choice or choose_models(self.settings)
         self.dim = dim
-        self._rerankers: dict[str, Reranker] = {}
+        if embedder is not None:  # reuse a loaded model (tests, ablations) instead of loading it again
+            self.__dict__["embedder"] = embedder
+        self._rerankers: dict[str, Reranker] = rerankers if rerankers is not None else {}
 
     # --- stages, loaded on first use -------------------------------------------------------------
 

@@ -49,6 +49,9 @@ def import_pymilvus():
     pymilvus reads MILVUS_URI (and a `.env` it finds) at import time and rejects anything but an
     http(s) URL; this course also accepts a file path there. Hide it for the duration of the import.
     """
+    # gRPC's C core logs keepalive chatter ("too_many_pings") from the local Milvus Lite server to stderr;
+    # real failures still surface as pymilvus exceptions.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     saved = os.environ.get("MILVUS_URI")
     os.environ["MILVUS_URI"] = saved if saved and saved.startswith(("http://", "https://")) else ""
     try:

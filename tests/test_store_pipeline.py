@@ -13,9 +13,7 @@ from helpers.store import MilvusStore, StoreError, connect
 
 @pytest.fixture
 def rag(settings, minilm) -> RAG:
-    r = RAG(settings)
-    r.__dict__["embedder"] = minilm  # reuse the session's model instead of loading it again
-    return r
+    return RAG(settings, embedder=minilm)  # reuse the session's model instead of loading it again
 
 
 def test_ingest_is_idempotent(rag):
@@ -65,8 +63,7 @@ def test_bm25_finds_an_exact_keyword(rag):
 
 def test_model_mismatch_is_a_clear_error(rag, settings, tiny_embedder):
     rag.ingest("sample", progress=False)
-    other = RAG(settings)
-    other.__dict__["embedder"] = tiny_embedder
+    other = RAG(settings, embedder=tiny_embedder)
     with pytest.raises(StoreError, match="--rebuild"):
         other.ask("What is Milvus Lite?")
     with pytest.raises(StoreError, match="--rebuild"):

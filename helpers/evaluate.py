@@ -1,0 +1,293 @@
+"""Measure retrieval: recall@k, MRR@10 and nDCG@10 per strategy, per language, with stage latencies.
+
+Labels are strings: a passage is relevant to a question when its text contains one of the
+question's `relevant` strings (the exact FAQ question heading), so the labels survive any chunker.
+Metrics are computed by `ranx`; this module only builds its qrels and runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from helpers.data import Chunk, chunk_documents, load_corpus
+from helpers.models import STAND_IN_LABEL
+from helpers.pipeline import RAG
+
+STRATEGIES = ("dense", "rerank", "bm25", "hybrid", "hybrid+rerank")
+METRICS = ("recall@1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+_BASE_MODE = {
+    "dense": "dense",
+    "rerank": "dense",
+    "bm25": "bm25",
+    "hybrid": "hybrid",
+    "hybrid+rerank": "hybrid",
+}
+
+
+class EvalDataError(ValueError):
+    """The questions file is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One labelled question: its text, language and the strings that mark relevant passages."""
+
+    query: str
+    lang: str
+    relevant: tuple[str, ...]
+    line: int
+
+    @property
+    def qid(self) -> str:
+        """A stable id for ranx: the line number."""
+        return f"q{self.line}"
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """Read a JSONL file of `{"query", "lang", "relevant"}` objects, with errors that name the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvalDataError(f"Questions file {path} does not exist.")
+    questions = []
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise EvalDataError(f"{where}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(obj, dict):
+            raise EvalDataError(f"{where}: expected a JSON object with query, lang and relevant.")
+        query, lang, relevant = obj.get("query"), obj.get("lang", "en"), obj.get("relevant")
+        if not isinstance(query, str) or not query.strip():
+            raise EvalDataError(f"{where}: 'query' must be a non-empty string.")
+        if not isinstance(lang, str) or not lang:
+            raise EvalDataError(f"{where}: 'lang' must be a language code such as 'en'.")
+        if (
+            not isinstance(relevant, list)
+            or not relevant
+            or not all(isinstance(r, str) and r for r in relevant)
+        ):
+            raise EvalDataError(f"{where}: 'relevant' must be a non-empty list of non-empty strings.")
+        questions.append(Question(query.strip(), lang, tuple(relevant), n))
+    if not questions:
+        raise EvalDataError(f"{path} holds no questions.")
+    return questions
+
+
+def build_qrels(questions: list[Question], chunks: list[Chunk]) -> dict[str, dict[str, int]]:
+    """Relevant chunk ids per question: every chunk whose text contains one of its strings."""
+    qrels = {}
+    for q in questions:
+        ids = {c.id: 1 for c in chunks if any(r in c.text for r in q.relevant)}
+        if ids:
+            qrels[q.qid] = ids
+    return qrels
+
+
+def compute_metrics(
+    qrels: dict, run: dict, metrics=METRICS
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Mean and per-query values of `metrics` with ranx (queries absent from the run score 0)."""
+    from ranx import Qrels, Run, evaluate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba's type-safety chatter
+        per_query = evaluate(Qrels(qrels), Run(run), list(metrics), return_mean=False, make_comparable=True)
+    means = {m: float(np.mean(per_query[m])) for m in metrics}
+    return means, per_query
+
+
+def _ranked_to_run(ids: list[str]) -> dict[str, float]:
+    # Rank-based scores: ranx sorts by score, and this keeps each strategy's own order exactly.
+    return {doc: float(len(ids) - rank) for rank, doc in enumerate(ids)}
+
+
+def run_strategy(
+    rag: RAG, strategy: str, questions: list[Question], k: int = 10, instruction: str | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Run one strategy over all questions; return the ranx run and per-stage latencies (ms)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {strategy!r}: use any of {', '.join(STRATEGIES)}.")
+    mode = _BASE_MODE[strategy]
+    reranker = rag.reranker(_reranker_kind(rag)) if strategy.endswith("rerank") else None
+    run: dict[str, dict[str, float]] = {}
+    latency: dict[str, list[float]] = defaultdict(list)
+    for q in questions:
+        t = time.perf_counter()
+        vector = None if mode == "bm25" else rag.embedder.encode_queries([q.query], instruction)[0]
+        latency["embed_query"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        hits = rag.store.search(mode, vector, q.query, k)
+        latency["search"].append((time.perf_counter() - t) * 1000)
+        ids = [h.id for h in hits]
+        if reranker is not None and hits:
+            t = time.perf_counter()
+            ranked = reranker.rerank(q.query, [h.text for h in hits], instruction=instruction)
+            latency["rerank"].append((time.perf_counter() - t) * 1000)
+            ids = [ids[r.index] for r in ranked]
+        if mode == "bm25":
+            latency.pop("embed_query", None)
+        run[q.qid] = _ranked_to_run(ids)
+    return run, dict(latency)
+
+
+def _reranker_kind(rag: RAG) -> str:
+    return "qwen3" if rag.choice.kit == "qwen3" else "stand-in"
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(float(np.percentile(values, 50)), 2),
+        "p95": round(float(np.percentile(values, 95)), 2),
+    }
+
+
+def evaluate_strategies(
+    rag: RAG,
+    questions: list[Question],
+    chunks: list[Chunk],
+    strategies: tuple[str, ...] = STRATEGIES,
+    k: int = 10,
+    instruction: str | None = None,
+) -> dict:
+    """Metrics per strategy (overall and per language) and latency percentiles per stage."""
+    qrels = build_qrels(questions, chunks)
+    judged = [q for q in questions if q.qid in qrels]
+    unjudged = [q for q in questions if q.qid not in qrels]
+    if not judged:
+        raise EvalDataError(
+            "No question's `relevant` strings occur in any passage: wrong corpus for these questions?"
+        )
+    by_lang: dict[str, list[str]] = defaultdict(list)
+    for q in judged:
+        by_lang[q.lang].append(q.qid)
+    out: dict = {"strategies": {}, "per_language": {lang: {} for lang in sorted(by_lang)}, "latency_ms": {}}
+    for name in strategies:
+        run, latency = run_strategy(rag, name, judged, k, instruction)
+        means, per_query = compute_metrics(qrels, run)
+        entry = {m: round(v, 4) for m, v in means.items()}
+        if name.endswith("rerank"):
+            rr = rag.reranker(_reranker_kind(rag))
+            entry["reranker"] = STAND_IN_LABEL if rr.is_stand_in else rr.model_id
+        out["strategies"][name] = entry
+        order = {q.qid: i for i, q in enumerate(judged)}
+        for lang, qids in by_lang.items():
+            idx = [order[qid] for qid in qids]
+            out["per_language"][lang][name] = {
+                m: round(float(np.mean(per_query[m][idx])), 4) for m in METRICS
+            }
+        out["latency_ms"][name] = {stage: _percentiles(v) for stage, v in latency.items()}
+    out["n_queries"] = len(judged)
+    out["languages"] = {lang: len(qids) for lang, qids in sorted(by_lang.items())}
+    if unjudged:
+        out["unjudged"] = [f"line {q.line}: {q.query}" for q in unjudged]
+    return out
+
+
+def run_eval(
+    queries: str | Path,
+    settings=None,
+    corpus: str = "milvus-faq",
+    chunker: str = "markdown",
+    strategies: tuple[str, ...] = STRATEGIES,
+    k: int = 10,
+    instruction: str | None = None,
+    dims: tuple[int, ...] = (),
+    instructions: tuple[str, ...] = (),
+) -> dict:
+    """The whole evaluation behind `python -m helpers eval`, including the optional ablations."""
+    from helpers.config import get_settings
+
+    settings = settings or get_settings()
+    questions = load_questions(queries)
+    loaded = load_corpus(corpus, settings)
+    chunks = chunk_documents(loaded.documents, chunker)
+
+    def rag_for(dim: int | None, base: RAG | None = None) -> RAG:
+        suffix = f"_d{dim}" if dim else ""
+        slug = "".join(ch if ch.isalnum() else "_" for ch in f"eval_{loaded.name}_{chunker}{suffix}")
+        shared = {}
+        if base is not None:
+            emb = base.embedder
+            shared = {
+                "embedder": type(emb)(emb.model, emb.model_id, dim, emb.batch_size),
+                "rerankers": base._rerankers,
+            }
+        rag = RAG(settings.with_overrides(collection=slug), dim=dim, **shared)
+        rag.ingest(corpus, chunker, progress=False)
+        return rag
+
+    rag = rag_for(None)
+    report = {
+        "models": rag.choice.as_dict(),
+        "corpus": loaded.name,
+        "chunker": chunker,
+        "k": k,
+        **evaluate_strategies(rag, questions, chunks, strategies, k, instruction),
+    }
+    report["embedding_dim"] = rag.embedder.dim
+    ablations: dict = {}
+    if instructions:
+        ablations["instruction"] = {}
+        for setting in instructions:
+            value = {"none": "", "default": None}.get(setting, setting)
+            res = evaluate_strategies(rag, questions, chunks, strategies, k, value)
+            ablations["instruction"][setting] = res["strategies"]
+    if dims:
+        ablations["dims"] = {}
+        for dim in dims:
+            if dim > rag.embedder.full_dim:
+                ablations["dims"][str(dim)] = {
+                    "skipped": f"{rag.embedder.model_id} has {rag.embedder.full_dim} dims"
+                }
+                continue
+            sub = rag_for(dim, base=rag)
+            ablations["dims"][str(dim)] = evaluate_strategies(
+                sub, questions, chunks, strategies, k, instruction
+            )["strategies"]
+    if ablations:
+        report["ablations"] = ablations
+    return report
+
+
+def format_report(report: dict) -> str:
+    """Plain-text tables for the terminal."""
+    import pandas as pd
+
+    lines = [
+        f"Corpus: {report['corpus']} ({report['chunker']} chunker), {report['n_queries']} questions, "
+        f"k={report['k']}, embedding dim {report['embedding_dim']}",
+        f"Models: {report['models']}",
+        "",
+        pd.DataFrame(report["strategies"]).T.to_string(),
+        "",
+        "Per language (MRR@10):",
+        pd.DataFrame(
+            {lang: {s: v["mrr@10"] for s, v in d.items()} for lang, d in report["per_language"].items()}
+        ).T.to_string(),
+        "",
+        "Latency per stage, ms (p50 / p95):",
+    ]
+    for name, stages in report["latency_ms"].items():
+        cells = ", ".join(f"{st} {v['p50']:.1f} / {v['p95']:.1f}" for st, v in stages.items())
+        lines.append(f"  {name}: {cells}")
+    for kind, settings in report.get("ablations", {}).items():
+        lines += ["", f"Ablation over {kind} (MRR@10 / recall@10):"]
+        for setting, per_strategy in settings.items():
+            if "skipped" in per_strategy:
+                lines.append(f"  {setting}: skipped ({per_strategy['skipped']})")
+                continue
+            cells = ", ".join(f"{s} {m['mrr@10']:.3f}/{m['recall@10']:.3f}" for s, m in per_strategy.items())
+            lines.append(f"  {setting}: {cells}")
+    if report.get("unjudged"):
+        lines += ["", f"Not scored (no passage contains their labels): {len(report['unjudged'])}"]
+    return "\n".join(lines)
