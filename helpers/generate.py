@@ -107,7 +107,8 @@ def _explain(exc: Exception, settings: Settings) -> str:
     import openai
 
     where = settings.openai_base_url or "api.openai.com"
-    tries = settings.llm_max_retries + 1
+    n = settings.llm_max_retries + 1
+    tries = f"{n} attempt" if n == 1 else f"{n} attempts"
     if isinstance(exc, openai.AuthenticationError):
         return f"The LLM endpoint {where} rejected the API key (401). Check OPENAI_API_KEY."
     if isinstance(exc, openai.PermissionDeniedError):

@@ -170,9 +170,16 @@ class RAG:
         )
 
     def _embed_and_upsert(self, chunks: list[Chunk], progress: bool, batch: int = 64) -> None:
-        from tqdm.auto import tqdm
+        from tqdm.std import tqdm
 
-        bar = tqdm(total=len(chunks), desc="embed + upsert", unit="chunk", disable=not progress or not chunks)
+        # No rate or ETA in the bar: the same run prints the same text (notebook outputs stay stable).
+        bar = tqdm(
+            total=len(chunks),
+            desc="embed + upsert",
+            bar_format="{desc}: {n_fmt}/{total_fmt} chunks |{bar:24}| {percentage:3.0f}%",
+            mininterval=0,
+            disable=not progress or not chunks,
+        )
         for start in range(0, len(chunks), batch):
             part = chunks[start : start + batch]
             vectors = self.embedder.encode_documents([c.text for c in part])

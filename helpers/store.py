@@ -9,7 +9,14 @@ with another model fails loudly instead of returning nonsense.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -302,3 +309,51 @@ class MilvusStore:
         if mode == "hybrid":
             return self.search_hybrid(query_vector, query_text, limit)
         raise ValueError(f"Unknown search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
+
+
+@contextmanager
+def lite_server(data_dir: str | Path, port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
+    """Run `milvus-lite server` on 127.0.0.1 (never another interface) and yield its `http://` URI.
+
+    The same gRPC protocol as Milvus Standalone, so everything that works against this URI works
+    against a real server. The server is stopped when the block exits.
+    """
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    exe = shutil.which("milvus-lite", path=str(Path(sys.executable).parent)) or shutil.which("milvus-lite")
+    if exe is None:
+        raise StoreError("The `milvus-lite` command is missing: pip install 'pymilvus[milvus-lite]'.")
+    cmd = [exe, "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
+    # A file, not a pipe: a chatty server can never block on it. Closed in the `finally` below.
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    env = {**os.environ, "MILVUS_URI": ""}  # the server imports pymilvus, which rejects a file path there
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise StoreError(
+                    f"milvus-lite server exited with code {proc.returncode}: {log.read()[-500:]}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"milvus-lite server did not listen on {uri} within {timeout:g} s."
+                    ) from None
+                time.sleep(0.2)
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

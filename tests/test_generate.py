@@ -143,7 +143,7 @@ def test_500_exhausts_retries() -> None:
         with pytest.raises(LLMError) as info:
             generate(QUESTION, SOURCES, _settings(stub.base_url, max_retries=2))
         message = str(info.value)
-        assert "HTTP 500" in message and "3 tries" in message
+        assert "HTTP 500" in message and "3 attempts" in message
         assert KEY not in message
         assert len(stub.requests) == 3
 
