@@ -1,8 +1,8 @@
 """All settings in one place: defaults, overridden by environment variables or a `.env` file.
 
 Every knob a learner may turn lives here, so notebooks, the CLI and the tests read the same values.
-Secrets (`OPENAI_API_KEY`, `MILVUS_TOKEN`) come only from the environment or `.env`; `Settings`
-never shows them in its `repr`.
+Secrets (`OPENAI_API_KEY`, `MILVUS_TOKEN`) come only from the environment, `.env` or a hidden
+`getpass` prompt (`ask_for_key`); `Settings` never shows them in its `repr`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,22 @@ def load_dotenv_file(path: Path | None = None) -> bool:
         if value is not None and key not in os.environ:
             os.environ[key] = value
     return True
+
+
+def ask_for_key(name: str = "OPENAI_API_KEY", prompt: str | None = None) -> bool:
+    """Ask for a secret with `getpass` (hidden, never in outputs) and set it in this process's environment.
+
+    Does nothing when `name` is already set. Returns True when the variable holds a value afterwards;
+    call `get_settings()` again to use it. Nothing is written to disk.
+    """
+    if os.environ.get(name, "").strip():
+        return True
+    import getpass
+
+    value = getpass.getpass(prompt or f"{name} (typing is hidden; Enter to skip): ").strip()
+    if value:
+        os.environ[name] = value
+    return bool(value)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 import zipfile
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ SAMPLE_DIR = DATA_DIR / "sample_faq"
 CORPORA = ("milvus-faq", "sample")
 CHUNKERS = ("markdown", "naive")
 BOILERPLATE_TITLES = {"still have questions?"}
+STALE_PART_S = 600  # a `.part` download untouched this long was left by a killed process
 
 
 class DataError(RuntimeError):
@@ -94,25 +96,49 @@ def validate_archive(path: Path) -> int:
 
 def download_archive(url: str, dest: Path, timeout: float = 30.0) -> Path:
     """Download `url` to `dest` atomically: a temporary file is validated, then renamed into place."""
+    import http.client
     import urllib.request
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
+    size = 0
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            expected = resp.headers.get("Content-Length")
-            size = 0
-            while block := resp.read(1 << 16):
-                out.write(block)
-                size += len(block)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                expected = resp.headers.get("Content-Length")
+                while block := resp.read(1 << 16):
+                    out.write(block)
+                    size += len(block)
+        except (http.client.IncompleteRead, ConnectionError, TimeoutError) as exc:
+            received = size + len(getattr(exc, "partial", b"") or b"")
+            raise DataError(
+                f"Download of {url} was interrupted after {received} bytes ({type(exc).__name__}); "
+                "nothing was saved. Run again to retry, or set MILVUS_DOCS_ZIP to a local copy."
+            ) from None
         if expected is not None and size != int(expected):
-            raise DataError(f"Download of {url} stopped after {size} of {expected} bytes.")
+            raise DataError(
+                f"Download of {url} was interrupted after {size} of {expected} bytes; nothing was saved. "
+                "Run again to retry, or set MILVUS_DOCS_ZIP to a local copy."
+            )
         validate_archive(tmp)
         os.replace(tmp, dest)
         return dest
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_parts(dest: Path, older_than_s: float = STALE_PART_S) -> list[Path]:
+    """Delete `dest`'s temporary `.part` downloads left by killed processes; return what was removed."""
+    removed = []
+    for part in dest.parent.glob(f"{dest.name}.*.part"):
+        try:
+            if time.time() - part.stat().st_mtime > older_than_s:
+                part.unlink()
+                removed.append(part)
+        except FileNotFoundError:  # another process finished or removed it meanwhile
+            pass
+    return removed
 
 
 def find_archive(settings: Settings | None = None, download: bool = True) -> tuple[Path | None, str]:
@@ -135,6 +161,7 @@ def find_archive(settings: Settings | None = None, download: bool = True) -> tup
             cached.unlink(missing_ok=True)
     if not download:
         return None, "no MILVUS_DOCS_ZIP and no cached archive (download disabled)"
+    remove_stale_parts(cached)
     try:
         return download_archive(settings.docs_url, cached), f"downloaded from {settings.docs_url}"
     except Exception as exc:  # network down, HTTP error, bad content: all mean "not available"

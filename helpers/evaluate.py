@@ -203,8 +203,14 @@ def run_eval(
     instruction: str | None = None,
     dims: tuple[int, ...] = (),
     instructions: tuple[str, ...] = (),
+    ablation_strategies: tuple[str, ...] | None = None,
 ) -> dict:
-    """The whole evaluation behind `python -m helpers eval`, including the optional ablations."""
+    """The whole evaluation behind `python -m helpers eval`, including the optional ablations.
+
+    `ablation_strategies` limits the instruction and dimension ablations to some strategies
+    (default: the same as `strategies`).
+    """
+    ablation_strategies = ablation_strategies or strategies
     from helpers.config import get_settings
 
     settings = settings or get_settings()
@@ -240,7 +246,7 @@ def run_eval(
         ablations["instruction"] = {}
         for setting in instructions:
             value = {"none": "", "default": None}.get(setting, setting)
-            res = evaluate_strategies(rag, questions, chunks, strategies, k, value)
+            res = evaluate_strategies(rag, questions, chunks, ablation_strategies, k, value)
             ablations["instruction"][setting] = res["strategies"]
     if dims:
         ablations["dims"] = {}
@@ -252,7 +258,7 @@ def run_eval(
                 continue
             sub = rag_for(dim, base=rag)
             ablations["dims"][str(dim)] = evaluate_strategies(
-                sub, questions, chunks, strategies, k, instruction
+                sub, questions, chunks, ablation_strategies, k, instruction
             )["strategies"]
     if ablations:
         report["ablations"] = ablations

@@ -116,13 +116,13 @@ def _explain(exc: Exception, settings: Settings) -> str:
     if isinstance(exc, openai.NotFoundError):
         return f"The LLM endpoint {where} has no model {settings.llm_model!r} (404). Set LLM_MODEL."
     if isinstance(exc, openai.RateLimitError):
-        return f"The LLM endpoint {where} kept answering 429 (rate limit or quota) after {tries} tries."
+        return f"The LLM endpoint {where} kept answering 429 (rate limit or quota) after {tries}."
     if isinstance(exc, openai.APITimeoutError):
-        return f"The LLM endpoint {where} did not answer within {settings.llm_timeout_s:g} s ({tries} tries)."
+        return f"The LLM endpoint {where} did not answer within {settings.llm_timeout_s:g} s ({tries})."
     if isinstance(exc, openai.APIConnectionError):
-        return f"Could not connect to the LLM endpoint {where} ({tries} tries). Is the server running?"
+        return f"Could not connect to the LLM endpoint {where} ({tries}). Is the server running?"
     if isinstance(exc, openai.APIStatusError):
-        return f"The LLM endpoint {where} answered HTTP {exc.status_code} after {tries} tries."
+        return f"The LLM endpoint {where} answered HTTP {exc.status_code} after {tries}."
     return f"The LLM call failed: {type(exc).__name__}."
 
 

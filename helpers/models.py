@@ -37,7 +37,19 @@ if TYPE_CHECKING:
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TINY_EMBEDDER_ID = "stand-in/tiny-qwen3-embedding"
 TINY_RERANKER_ID = "stand-in/tiny-qwen3-reranker"
-STAND_IN_IDS = (TINY_EMBEDDER_ID, TINY_RERANKER_ID)
+# The published Qwen3-0.6B shape with random weights: for timing only, never for quality.
+RANDOM_06B_EMBEDDER_ID = "stand-in/qwen3-0.6b-embedding-random"
+RANDOM_06B_RERANKER_ID = "stand-in/qwen3-0.6b-reranker-random"
+STAND_IN_IDS = (TINY_EMBEDDER_ID, TINY_RERANKER_ID, RANDOM_06B_EMBEDDER_ID, RANDOM_06B_RERANKER_ID)
+QWEN3_06B_SHAPE = {
+    "vocab_size": 151669,
+    "hidden_size": 1024,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+}
 STAND_IN_LABEL = "stand-in (random weights)"
 
 # Bump when the recipe below changes, so cached stand-ins are rebuilt.
@@ -148,6 +160,10 @@ def model_path(model_id: str, settings: Settings | None = None) -> str:
         return str(build_tiny_qwen3("embedding", Path(settings.cache_dir) / "stand-ins"))
     if model_id == TINY_RERANKER_ID:
         return str(build_tiny_qwen3("reranker", Path(settings.cache_dir) / "stand-ins"))
+    if model_id == RANDOM_06B_EMBEDDER_ID:
+        return str(build_tiny_qwen3("embedding", Path(settings.cache_dir) / "stand-ins", size="0.6b"))
+    if model_id == RANDOM_06B_RERANKER_ID:
+        return str(build_tiny_qwen3("reranker", Path(settings.cache_dir) / "stand-ins", size="0.6b"))
     return model_id
 
 
@@ -158,6 +174,11 @@ def _model_kwargs(device: str, dtype: str) -> dict:
     hf_logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise in notebooks and logs
 
     kwargs: dict = {"dtype": getattr(torch, dtype)}
+    if device.startswith("cuda"):
+        # cuDNN's fused attention builds an execution plan for every new padded length (about 10 ms of
+        # CPU each, measured on an H100), and batches of text have many lengths: use the
+        # flash / memory-efficient SDPA kernels instead.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     if device == "mps":
         # SDPA on Apple MPS returns NaN embeddings for Qwen3 with left padding; eager attention does not.
         kwargs["attn_implementation"] = "eager"
@@ -236,7 +257,9 @@ def _tokenizer_training_text() -> list[str]:
     return texts
 
 
-def _recipe(kind: str) -> dict:
+def _recipe(kind: str, size: str = "tiny") -> dict:
+    if size == "0.6b":
+        return {**_recipe(kind), **QWEN3_06B_SHAPE, "size": size, "tokenizer_vocab_size": 2048}
     return {
         "version": _RECIPE_VERSION,
         "kind": kind,
@@ -289,24 +312,30 @@ def _train_tokenizer(kind: str, vocab_size: int):
     )
 
 
-def build_tiny_qwen3(kind: str, cache_root: Path, force: bool = False) -> Path:
-    """Build (once) a tiny random-weight Qwen3 `embedding` or `reranker` stand-in; return its folder."""
+def build_tiny_qwen3(kind: str, cache_root: Path, force: bool = False, size: str = "tiny") -> Path:
+    """Build (once) a random-weight Qwen3 `embedding` or `reranker` stand-in; return its folder.
+
+    `size="tiny"` (default) is the test stand-in; `size="0.6b"` has the published Qwen3-0.6B shape
+    (28 layers, hidden 1024, vocabulary 151,669), for timing and memory benchmarks only.
+    """
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
 
     if kind not in ("embedding", "reranker"):
         raise ValueError("kind must be 'embedding' or 'reranker'")
-    recipe = _recipe(kind)
-    dest = cache_root / f"tiny-qwen3-{kind}"
+    if size not in ("tiny", "0.6b"):
+        raise ValueError("size must be 'tiny' or '0.6b'")
+    recipe = _recipe(kind, size)
+    dest = cache_root / f"{size}-qwen3-{kind}"
     stamp = dest / "stand_in_recipe.json"
     if not force and stamp.is_file() and json.loads(stamp.read_text()) == recipe:
         return dest
-    tmp = cache_root / f".tiny-qwen3-{kind}.{os.getpid()}.tmp"
+    tmp = cache_root / f".{size}-qwen3-{kind}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tokenizer = _train_tokenizer(kind, recipe["vocab_size"])
+    tokenizer = _train_tokenizer(kind, recipe.get("tokenizer_vocab_size", recipe["vocab_size"]))
     config = Qwen3Config(
-        vocab_size=len(tokenizer),
+        vocab_size=max(len(tokenizer), recipe["vocab_size"]),
         hidden_size=recipe["hidden_size"],
         intermediate_size=recipe["intermediate_size"],
         num_hidden_layers=recipe["num_hidden_layers"],
@@ -349,7 +378,7 @@ def build_tiny_qwen3(kind: str, cache_root: Path, force: bool = False) -> Path:
             item.rename(tmp / item.name)
         (tmp / "st").rmdir()
     (tmp / "README.md").write_text(
-        f"# Tiny Qwen3 {kind} stand-in\n\nRandom weights, built by helpers.models.build_tiny_qwen3 "
+        f"# {size} Qwen3 {kind} stand-in\n\nRandom weights, built by helpers.models.build_tiny_qwen3 "
         "for offline tests and demos. Its scores and vectors mean nothing.\n"
     )
     (tmp / "stand_in_recipe.json").write_text(json.dumps(recipe, indent=2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
@@ -27,6 +28,11 @@ from helpers.rerank import Reranker
 from helpers.store import SEARCH_MODES, Hit, MilvusStore, connect
 
 RERANKER_CHOICES = ("auto", "qwen3", "stand-in", "none")
+# A question is cut to about what the embedder reads: its token limit times a generous 4 characters
+# per token, and never more than QUESTION_MAX_CHARS (longer text is not a question; it would also
+# crowd the reranker's and the LLM's input).
+CHARS_PER_TOKEN = 4
+QUESTION_MAX_CHARS = 8192
 
 
 @dataclass
@@ -95,6 +101,7 @@ class RAG:
         if embedder is not None:  # reuse a loaded model (tests, ablations) instead of loading it again
             self.__dict__["embedder"] = embedder
         self._rerankers: dict[str, Reranker] = rerankers if rerankers is not None else {}
+        self._model_checked = False  # set once the collection is known to match the embedder
 
     # --- stages, loaded on first use -------------------------------------------------------------
 
@@ -154,6 +161,7 @@ class RAG:
             store.create(embedder.dim, embedder.model_id)
         else:
             store.check_model(embedder.model_id, embedder.dim)
+        self._model_checked = True
         stored = store.existing_ids([c.id for c in chunks])
         todo = [c for c in chunks if c.id not in stored]
         self._embed_and_upsert(todo, progress)
@@ -197,8 +205,36 @@ class RAG:
             self.ingest(corpus, chunker)
         else:
             self.store.check_model(self.embedder.model_id, self.embedder.dim)
+            self._model_checked = True
 
     # --- retrieve, rerank, answer ----------------------------------------------------------------
+
+    def question_limit(self) -> int:
+        """The longest question, in characters, that `ask` and `retrieve` use (longer ones are cut)."""
+        return min(QUESTION_MAX_CHARS, CHARS_PER_TOKEN * self.embedder.max_tokens)
+
+    def _cap_question(self, question: str, notes: list[str] | None = None) -> str:
+        """Reject an empty question; cut an overlong one to `question_limit()` with a warning."""
+        if not question or not question.strip():
+            raise ValueError("The question is empty: ask something, e.g. 'How is data stored in milvus?'.")
+        limit = self.question_limit()
+        if len(question) <= limit:
+            return question
+        message = (
+            f"The question has {len(question):,} characters; only its first {limit:,} are used "
+            f"({self.embedder.model_id} reads at most {self.embedder.max_tokens} tokens)."
+        )
+        warnings.warn(message, UserWarning, stacklevel=3)
+        if notes is not None:
+            notes.append(message)
+        return question[:limit]
+
+    def _check_index(self) -> None:
+        """Once per instance: the collection exists and was built by this embedder at this dimension."""
+        if not self._model_checked:
+            self.store.load()
+            self.store.check_model(self.embedder.model_id, self.embedder.dim)
+            self._model_checked = True
 
     def retrieve(
         self, question: str, mode: str = "dense", limit: int = 10, instruction: str | None = None
@@ -206,6 +242,9 @@ class RAG:
         """Search the collection with `dense`, `bm25` or `hybrid` retrieval."""
         if mode not in SEARCH_MODES:
             raise ValueError(f"Unknown retrieval {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
+        question = self._cap_question(question)
+        if mode != "bm25":
+            self._check_index()
         vector = None if mode == "bm25" else self.embedder.encode_queries([question], instruction)[0]
         return self.store.search(mode, vector, question, limit)
 
@@ -227,7 +266,7 @@ class RAG:
         if top_k < 1 or top_n < 1:
             raise ValueError(f"top-k and top-n must be at least 1 (got top-k={top_k}, top-n={top_n}).")
         which = self.resolve_reranker(reranker)
-        notes = []
+        notes: list[str] = []
         if retrieval is None:
             retrieval = "dense" if which != "none" else "hybrid"
         if which == "none" and self.choice.kit == "offline" and reranker == "auto":
@@ -239,6 +278,7 @@ class RAG:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self.ensure_index()
+        question = self._cap_question(question, notes)
         timings["setup"] = _ms(t0)
 
         t = time.perf_counter()

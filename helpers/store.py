@@ -8,6 +8,7 @@ with another model fails loudly instead of returning nonsense.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -33,6 +34,7 @@ DIM_PROPERTY = "rag.dim"
 SEARCH_MODES = ("dense", "bm25", "hybrid")
 TEXT_MAX_CHARS = 16384  # VARCHAR max_length counts bytes in Milvus: leave room for multi-byte text
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+MAX_TOP_K = 16384  # Milvus servers reject a search limit above this; larger requests are capped
 
 
 class StoreError(RuntimeError):
@@ -71,6 +73,39 @@ def import_pymilvus():
     return pymilvus
 
 
+class _Records(logging.Handler):
+    """Keeps log records in a list instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _quiet_milvus_lite() -> Iterator[list[logging.LogRecord]]:
+    """Collect what Milvus Lite logs while it opens a file (it logs a full traceback when that fails)."""
+    logger = logging.getLogger("milvus_lite")
+    handler, propagate = _Records(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _lite_failure(records: list[logging.LogRecord]) -> BaseException | None:
+    """The exception Milvus Lite logged while failing to open its file, if any."""
+    for record in records:
+        if record.exc_info and record.exc_info[1] is not None:
+            return record.exc_info[1]
+    return None
+
+
 def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
     """Open a `MilvusClient`: a path is a Milvus Lite file, `http(s)://` a Milvus server or Zilliz Cloud."""
     MilvusClient = import_pymilvus().MilvusClient
@@ -78,17 +113,30 @@ def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
     is_server = uri.startswith(("http://", "https://", "tcp://", "grpc://"))
     if not is_server:
         Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return MilvusClient(uri=uri, token=token or "", timeout=timeout)
-    except Exception as exc:  # pymilvus raises MilvusException and plain connection errors alike
-        where = f"the Milvus server at {uri}" if is_server else f"the Milvus Lite file {uri}"
-        hint = (
-            "Check that the server runs and the URI/port and MILVUS_TOKEN are right."
-            if is_server
-            else "Another process (a second notebook kernel?) may hold this file: close it, use another "
-            "MILVUS_URI file, or run a server (milvus-lite server --host 127.0.0.1) and set MILVUS_URI to it."
-        )
-        raise StoreError(f"Could not connect to {where}: {type(exc).__name__}: {exc}. {hint}") from None
+    with _quiet_milvus_lite() as records:
+        try:
+            return MilvusClient(uri=uri, token=token or "", timeout=timeout)
+        except Exception as exc:  # pymilvus raises MilvusException and plain connection errors alike
+            error: BaseException = exc
+    cause = None if is_server else _lite_failure(records)
+    if type(cause).__name__ == "DataDirLockedError":
+        raise StoreError(
+            f"Could not open the Milvus Lite file {uri}: another process holds its lock (a second "
+            "notebook kernel, or a `python -m helpers` still running?). A Milvus Lite file serves one "
+            "process at a time. Close the other process, or set MILVUS_URI to another file, or share "
+            "one index between processes with a local server: run `milvus-lite server --data-dir "
+            "DIR --host 127.0.0.1 --port 19530` and set MILVUS_URI=http://127.0.0.1:19530."
+        ) from None
+    if cause is not None:
+        error = cause
+    where = f"the Milvus server at {uri}" if is_server else f"the Milvus Lite file {uri}"
+    hint = (
+        "Check that the server runs and the URI/port and MILVUS_TOKEN are right."
+        if is_server
+        else "Another process (a second notebook kernel?) may hold this file: close it, use another "
+        "MILVUS_URI file, or run a server (milvus-lite server --host 127.0.0.1) and set MILVUS_URI to it."
+    )
+    raise StoreError(f"Could not connect to {where}: {type(error).__name__}: {error}. {hint}") from None
 
 
 class MilvusStore:
@@ -302,6 +350,7 @@ class MilvusStore:
         """Dispatch to `dense`, `bm25` or `hybrid` search."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}.")
+        limit = min(limit, MAX_TOP_K)  # above the collection size every row comes back anyway
         if mode == "dense":
             return self.search_dense(query_vector, limit)
         if mode == "bm25":

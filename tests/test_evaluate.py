@@ -112,9 +112,15 @@ def test_cli_bad_input_exits_2(argv, capsys, monkeypatch, tmp_path):
     assert "error" in capsys.readouterr().err
 
 
-def test_report_has_every_field(settings, capsys):
+def test_report_has_every_field(settings, tmp_path):
+    # Six questions (two of them not in English) keep the five strategies x five settings quick.
+    lines = SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()
+    english = [ln for ln in lines if '"lang": "en"' in ln][:4]
+    other = [ln for ln in lines if '"lang": "de"' in ln or '"lang": "es"' in ln][:2]
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("\n".join(english + other) + "\n", encoding="utf-8")
     report = run_eval(
-        SAMPLE_QUESTIONS,
+        subset,
         settings,
         corpus="sample",
         dims=(32, 4096),
@@ -123,7 +129,7 @@ def test_report_has_every_field(settings, capsys):
     assert {"n_queries", "models", "corpus", "chunker", "strategies", "per_language", "latency_ms"} <= set(
         report
     )
-    assert report["n_queries"] == len(load_questions(SAMPLE_QUESTIONS))
+    assert report["n_queries"] == len(load_questions(subset)) == 6
     assert set(report["strategies"]) == set(STRATEGIES)
     for name, metrics in report["strategies"].items():
         assert set(METRICS) <= set(metrics)
@@ -132,7 +138,7 @@ def test_report_has_every_field(settings, capsys):
             assert metrics["reranker"] == "stand-in (random weights)"
             assert "rerank" in report["latency_ms"][name]
     assert report["strategies"]["dense"]["recall@10"] >= report["strategies"]["dense"]["recall@1"]
-    assert {"en", "de"} <= set(report["per_language"])
+    assert "en" in report["per_language"] and len(report["per_language"]) >= 2
     assert set(report["ablations"]["instruction"]) == {
         "none",
         "default",
