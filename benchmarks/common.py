@@ -1,0 +1,130 @@
+"""Shared measuring tools: machine description, peak-memory probes, percentiles, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RANDOM_LABEL = "random weights, timing only"
+# Dense bf16 tensor-core peak of the H100 SXM (989 TFLOP/s without sparsity), for MFU.
+GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or platform's guess)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(device: str) -> dict:
+    """Where a benchmark ran: CPU, cores, memory, GPU, library versions."""
+    import torch
+
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "versions": {
+            p: _version(p)
+            for p in ("torch", "transformers", "sentence-transformers", "pymilvus", "milvus-lite")
+        },
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Peak:
+    """Peak memory growth over a block: CPU RSS (sampled every millisecond) or CUDA allocations."""
+
+    device: str
+    growth: int = 0
+    _samples: list[int] = field(default_factory=list)
+
+    @contextmanager
+    def measure(self):
+        """Record the peak above the level at entry."""
+        import gc
+
+        import torch
+
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            yield self
+            torch.cuda.synchronize()
+            self.growth = torch.cuda.max_memory_allocated() - base
+            return
+        base = rss_bytes()
+        peak = [base]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_bytes())
+                time.sleep(0.001)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self.growth = max(0, max(peak[0], rss_bytes()) - base)
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work so timings are honest."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    """p50, p95, p99 of a list of milliseconds."""
+    arr = np.asarray(ms)
+    return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in (50, 95, 99)}
+
+
+def save(name: str, device: str, payload: dict) -> Path:
+    """Write benchmarks/results/NAME_DEVICE.json and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    kind = "gpu" if device.startswith("cuda") else "cpu"
+    path = RESULTS / f"{name}_{kind}.json"
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    return path

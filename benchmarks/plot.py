@@ -1,0 +1,60 @@
+"""One figure from the saved results: speed-up and memory ratio of each fast path, CPU and GPU."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.common import RESULTS
+
+
+def rows() -> list[dict]:
+    """(benchmark, device, model, input, speedup, memory_ratio) for every saved comparison."""
+    out = []
+    for path in sorted(RESULTS.glob("*.json")):
+        data = json.loads(path.read_text())
+        if data.get("benchmark") not in ("embed", "rerank") or data.get("quick"):
+            continue
+        device = "GPU" if data["device"].startswith("cuda") else "CPU"
+        for r in data.get("all", []):
+            model = "0.6B" if "0.6B" in r["model"] else "small"
+            out.append(
+                {
+                    "bench": data["benchmark"],
+                    "device": device,
+                    "model": model,
+                    "input": r["input"],
+                    "speedup": r["speedup"],
+                    "memory_ratio": r["memory_ratio"],
+                }
+            )
+    return out
+
+
+def main() -> None:
+    """Write benchmarks/results/summary.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = [r for r in rows() if r["model"] == "0.6B"]
+    if not data:
+        raise SystemExit("No saved embed/rerank results: run `python -m benchmarks embed` first.")
+    labels = [f"{r['bench']} {r['input']}\n{r['device']}" for r in data]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax1.bar(labels, [r["speedup"] for r in data], color="tab:blue")
+    ax1.axhline(1, color="black", linewidth=0.8)
+    ax1.set(title="Fast path vs tutorial code: throughput ratio", ylabel="speed-up (x, higher is better)")
+    ax2.bar(labels, [r["memory_ratio"] or 0 for r in data], color="tab:orange")
+    ax2.axhline(1, color="black", linewidth=0.8)
+    ax2.set(title="Peak memory growth ratio", ylabel="fast / reference (lower is better)")
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle("Qwen3-0.6B architecture, random weights (timing only)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "summary.png", dpi=110)
+    print(f"saved {RESULTS / 'summary.png'}")
+
+
+if __name__ == "__main__":
+    main()
