@@ -58,6 +58,15 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
+
+
 def rss_bytes() -> int:
     """Resident set size of this process."""
     with open("/proc/self/statm") as f:
@@ -88,6 +97,7 @@ class Peak:
             torch.cuda.synchronize()
             self.growth = torch.cuda.max_memory_allocated() - base
             return
+        _trim()  # hand freed heap pages back to the OS, so an earlier run's memory is not reused for free
         base = rss_bytes()
         peak = [base]
         stop = threading.Event()

@@ -100,7 +100,7 @@ class Settings:
     cache_dir: str = str(DATA_DIR / "cache")
     rerank_max_length: int = 8192
     rerank_token_budget: int = 16384
-    embed_batch_size: int = 32
+    embed_batch_size: int = 256
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (unknown names raise)."""
