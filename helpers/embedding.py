@@ -23,6 +23,22 @@ def query_prompt(task: str | None = None) -> str:
     return f"Instruct: {task or DEFAULT_QUERY_TASK}\nQuery:"
 
 
+def pack_by_length(lengths: list[int], token_budget: int, max_batch: int | None = None) -> list[list[int]]:
+    """Indices sorted longest first, packed so that (longest length x count) fits `token_budget`.
+
+    Shared by the embedder and the reranker: sorting keeps padding small, the budget bounds memory.
+    """
+    packed: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        # The first index of a batch is its longest member, so it sets the padded width.
+        fits = packed and (max_batch is None or len(packed[-1]) < max_batch)
+        if fits and lengths[packed[-1][0]] * (len(packed[-1]) + 1) <= token_budget:
+            packed[-1].append(i)
+        else:
+            packed.append([i])
+    return packed
+
+
 def truncate_normalize(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
     """Keep the first `dim` coordinates (Matryoshka) and L2-normalise each row again."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -73,16 +89,7 @@ class Embedder:
         """Indices sorted longest first, packed so that (longest length x count) fits the token budget."""
         tok = self.model.tokenizer
         ids = tok([prompt + t for t in texts], truncation=True, max_length=self.max_tokens)["input_ids"]
-        lengths = [len(x) for x in ids]
-        packed: list[list[int]] = []
-        for i in sorted(range(len(texts)), key=lambda i: -lengths[i]):
-            # The first index of a batch is its longest member, so it sets the padded width.
-            fits = packed and len(packed[-1]) < self.batch_size
-            if fits and lengths[packed[-1][0]] * (len(packed[-1]) + 1) <= self.token_budget:
-                packed[-1].append(i)
-            else:
-                packed.append([i])
-        return packed
+        return pack_by_length([len(x) for x in ids], self.token_budget, self.batch_size)
 
     def _encode(self, texts: list[str], prompt: str | None, show_progress: bool) -> np.ndarray:
         if not texts:

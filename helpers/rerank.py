@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from helpers.config import DEFAULT_RERANK_TASK
+from helpers.embedding import pack_by_length
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -136,15 +137,7 @@ class Reranker:
             min(self.max_length, self._overhead + q_len + len(tok.encode(d, add_special_tokens=False)))
             for d in documents
         ]
-        order = sorted(range(len(documents)), key=lambda i: -lengths[i])
-        batches: list[list[int]] = []
-        for i in order:
-            # The first index of a batch is its longest member, so it sets the padded width.
-            if batches and lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= self.token_budget:
-                batches[-1].append(i)
-            else:
-                batches.append([i])
-        return batches
+        return pack_by_length(lengths, self.token_budget)
 
     def score(self, query: str, documents: list[str], instruction: str | None = None) -> np.ndarray:
         """P("yes") for each document, in input order."""
