@@ -122,20 +122,16 @@ def run_strategy(
     run: dict[str, dict[str, float]] = {}
     latency: dict[str, list[float]] = defaultdict(list)
     for q in questions:
-        t = time.perf_counter()
-        vector = None if mode == "bm25" else rag.embedder.encode_queries([q.query], instruction)[0]
-        latency["embed_query"].append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        hits = rag.store.search(mode, vector, q.query, k)
-        latency["search"].append((time.perf_counter() - t) * 1000)
+        stages: dict[str, float] = {}
+        hits = rag.retrieve(q.query, mode, k, instruction, stages)
+        for stage, ms in stages.items():
+            latency[stage].append(ms)
         ids = [h.id for h in hits]
         if reranker is not None and hits:
             t = time.perf_counter()
             ranked = reranker.rerank(q.query, [h.text for h in hits], instruction=instruction)
             latency["rerank"].append((time.perf_counter() - t) * 1000)
             ids = [ids[r.index] for r in ranked]
-        if mode == "bm25":
-            latency.pop("embed_query", None)
         run[q.qid] = _ranked_to_run(ids)
     return run, dict(latency)
 

@@ -237,16 +237,31 @@ class RAG:
             self._model_checked = True
 
     def retrieve(
-        self, question: str, mode: str = "dense", limit: int = 10, instruction: str | None = None
+        self,
+        question: str,
+        mode: str = "dense",
+        limit: int = 10,
+        instruction: str | None = None,
+        timings: dict[str, float] | None = None,
     ) -> list[Hit]:
-        """Search the collection with `dense`, `bm25` or `hybrid` retrieval."""
+        """Search the collection with `dense`, `bm25` or `hybrid` retrieval.
+
+        When `timings` is given, the milliseconds of `embed_query` (not for bm25) and `search` go in it.
+        """
         if mode not in SEARCH_MODES:
             raise ValueError(f"Unknown retrieval {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
         question = self._cap_question(question)
+        timings = {} if timings is None else timings
+        vector = None
         if mode != "bm25":
             self._check_index()
-        vector = None if mode == "bm25" else self.embedder.encode_queries([question], instruction)[0]
-        return self.store.search(mode, vector, question, limit)
+            t = time.perf_counter()
+            vector = self.embedder.encode_queries([question], instruction)[0]
+            timings["embed_query"] = _ms(t)
+        t = time.perf_counter()
+        hits = self.store.search(mode, vector, question, limit)
+        timings["search"] = _ms(t)
+        return hits
 
     def ask(
         self,
@@ -281,12 +296,7 @@ class RAG:
         question = self._cap_question(question, notes)
         timings["setup"] = _ms(t0)
 
-        t = time.perf_counter()
-        vector = None if retrieval == "bm25" else self.embedder.encode_queries([question], instruction)[0]
-        timings["embed_query"] = _ms(t)
-        t = time.perf_counter()
-        hits = self.store.search(retrieval, vector, question, top_k)
-        timings["search"] = _ms(t)
+        hits = self.retrieve(question, retrieval, top_k, instruction, timings)
 
         results = [SourceResult(h.id, h.title, h.source, h.text, round(h.score, 6)) for h in hits]
         reranker_label = "none"
