@@ -20,6 +20,7 @@ DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that 
 DEFAULT_RERANK_TASK = DEFAULT_QUERY_TASK
 
 MODEL_MODES = ("auto", "qwen3", "offline")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")  # int8: dynamic quantisation, CPU only
 
 
 class ConfigError(ValueError):
@@ -134,8 +135,10 @@ def get_settings(use_dotenv: bool = True) -> Settings:
     if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ConfigError(f"RAG_DEVICE={device!r}: use auto, cpu, cuda, cuda:N or mps.")
     dtype = _env("RAG_DTYPE", "auto").lower()
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise ConfigError(f"RAG_DTYPE={dtype!r}: use auto, float32, bfloat16 or float16.")
+    if dtype not in DTYPES:
+        raise ConfigError(
+            f"RAG_DTYPE={dtype!r}: use auto, float32, bfloat16, float16 or int8 (int8: CPU only)."
+        )
     try:
         timeout = float(_env("LLM_TIMEOUT", "60"))
     except ValueError:
@@ -178,7 +181,15 @@ def resolve_device(requested: str = "auto") -> str:
 
 
 def resolve_dtype(device: str, requested: str = "auto") -> str:
-    """bf16 on CUDA, fp32 elsewhere (MPS and CPU), unless one is requested."""
+    """bf16 on CUDA, fp32 elsewhere (MPS and CPU), unless one is requested.
+
+    `int8` means fp32 weights with dynamic int8 quantisation of the Linear layers, CPU only.
+    """
+    if requested == "int8" and device != "cpu":
+        raise ConfigError(
+            f"RAG_DTYPE=int8 (dynamic int8 quantisation) runs on the CPU only, not on {device!r}: "
+            "unset RAG_DTYPE (bfloat16 on CUDA) or set RAG_DEVICE=cpu."
+        )
     if requested != "auto":
         return requested
     return "bfloat16" if device.startswith("cuda") else "float32"

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from helpers.config import (
 )
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -173,7 +175,7 @@ def _model_kwargs(device: str, dtype: str) -> dict:
 
     hf_logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise in notebooks and logs
 
-    kwargs: dict = {"dtype": getattr(torch, dtype)}
+    kwargs: dict = {"dtype": torch.float32 if dtype == "int8" else getattr(torch, dtype)}
     if device.startswith("cuda"):
         # cuDNN's fused attention builds an execution plan for every new padded length (about 10 ms of
         # CPU each, measured on an H100), and batches of text have many lengths: use the
@@ -183,6 +185,29 @@ def _model_kwargs(device: str, dtype: str) -> dict:
         # SDPA on Apple MPS returns NaN embeddings for Qwen3 with left padding; eager attention does not.
         kwargs["attn_implementation"] = "eager"
     return kwargs
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation (CPU) of every Linear layer but the LM head; returns the model.
+
+    Weights become int8 once (one scale per output channel); activations are quantised per call with
+    one scale per tensor, so a text's vector depends slightly on its batch-mates (measured by
+    `python -m benchmarks precision`).
+    The LM head stays fp32: the reranker reads two of its logits, and it is a small share of the work.
+    """
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head")
+    }
+    with warnings.catch_warnings():
+        # torch.ao's eager quantisation is deprecated in favour of torchao, whose int8 path ran 18x
+        # slower than fp32 on this project's AVX2 CPU in eager mode; this one runs on fbgemm kernels.
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning, FutureWarning))
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 
 def _load_error(kind: str, model_id: str, exc: Exception) -> ModelLoadError:
@@ -206,7 +231,7 @@ def load_embedder(model_id: str | None = None, settings: Settings | None = None)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(device, settings.dtype)
     try:
-        return SentenceTransformer(
+        model = SentenceTransformer(
             model_path(model_id, settings),
             device=device,
             model_kwargs=_model_kwargs(device, dtype),
@@ -214,6 +239,9 @@ def load_embedder(model_id: str | None = None, settings: Settings | None = None)
         )
     except (OSError, ValueError) as exc:
         raise _load_error("embedding", model_id, exc) from None
+    if dtype == "int8":
+        quantize_int8(model[0].model)
+    return model
 
 
 def load_reranker(model_id: str | None = None, settings: Settings | None = None) -> CrossEncoder:
@@ -231,7 +259,7 @@ def load_reranker(model_id: str | None = None, settings: Settings | None = None)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(device, settings.dtype)
     try:
-        return CrossEncoder(
+        model = CrossEncoder(
             model_path(model_id, settings),
             device=device,
             max_length=settings.rerank_max_length,
@@ -241,6 +269,9 @@ def load_reranker(model_id: str | None = None, settings: Settings | None = None)
         )
     except (OSError, ValueError) as exc:
         raise _load_error("reranker", model_id, exc) from None
+    if dtype == "int8":
+        quantize_int8(model.model)
+    return model
 
 
 # --- the tiny Qwen3 stand-ins --------------------------------------------------------------------

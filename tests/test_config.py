@@ -67,3 +67,18 @@ def test_dtype_policy():
     assert resolve_dtype("cuda") == "bfloat16"
     assert resolve_dtype("cpu") == resolve_dtype("mps") == "float32"
     assert resolve_dtype("cuda", "float32") == "float32"
+    assert resolve_dtype("cpu", "int8") == "int8"
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_int8_off_the_cpu_is_refused_with_the_fix(device):
+    with pytest.raises(ConfigError, match=r"CPU only.*RAG_DEVICE=cpu"):
+        resolve_dtype(device, "int8")
+
+
+def test_int8_is_a_known_dtype_and_typos_list_the_choices(monkeypatch):
+    monkeypatch.setenv("RAG_DTYPE", "INT8")
+    assert get_settings(use_dotenv=False).dtype == "int8"
+    monkeypatch.setenv("RAG_DTYPE", "int4")
+    with pytest.raises(ConfigError, match=r"RAG_DTYPE='int4'.*int8"):
+        get_settings(use_dotenv=False)

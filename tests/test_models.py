@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
 from helpers.models import (
     MINILM_ID,
+    TINY_EMBEDDER_ID,
     TINY_RERANKER_ID,
     ModelLoadError,
     build_tiny_qwen3,
     choose_models,
     load_embedder,
+    load_reranker,
 )
 
 
@@ -83,3 +86,45 @@ def test_stand_in_embedder_is_last_token_pooled_qwen3(tiny_embedder):
     # Like Qwen3-Embedding: <|endoftext|> is appended, and its hidden state becomes the embedding.
     ids = st.tokenizer("hello")["input_ids"]
     assert ids[-1] == st.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+
+
+# --- int8 dynamic quantisation (RAG_DTYPE=int8, CPU) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_settings(base_settings):
+    return base_settings.with_overrides(device="cpu", dtype="int8")
+
+
+def test_int8_quantises_every_linear_but_the_lm_head(int8_settings):
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    model = load_reranker(TINY_RERANKER_ID, int8_settings).model
+    plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
+    quantised = [n for n, m in model.named_modules() if isinstance(m, DynamicInt8Linear)]
+    assert plain == ["lm_head"]
+    assert len(quantised) == 7 * model.config.num_hidden_layers  # q, k, v, o, gate, up, down
+    assert model.lm_head.weight.dtype == torch.float32
+
+
+def test_int8_reranker_fast_path_equals_the_reference_on_the_same_model(int8_settings):
+    from helpers.rerank import Reranker, reference_scores
+
+    ce = load_reranker(TINY_RERANKER_ID, int8_settings)
+    docs = ["Milvus keeps data in object storage.", "Use Docker on Windows.", "Partitions split data."]
+    fast = Reranker(ce, TINY_RERANKER_ID).score("Where is data stored?", docs)
+    ref = reference_scores(ce.model, ce.tokenizer, "Where is data stored?", docs)
+    assert np.abs(fast - ref).max() < 1e-4
+
+
+def test_int8_embedder_stays_close_to_fp32(base_settings, int8_settings):
+    from helpers.embedding import Embedder
+
+    texts = ["Milvus stores data in MinIO or S3.", "How do I install Milvus on Windows?", "nlist and nprobe"]
+    cpu = base_settings.with_overrides(device="cpu")
+    fp32 = Embedder(load_embedder(TINY_EMBEDDER_ID, cpu), TINY_EMBEDDER_ID)
+    int8 = Embedder(load_embedder(TINY_EMBEDDER_ID, int8_settings), TINY_EMBEDDER_ID)
+    a, b = fp32.encode_documents(texts), int8.encode_documents(texts)
+    cosine = (a * b).sum(axis=1)
+    assert (cosine > 0.95).all() and not np.allclose(a, b, atol=1e-6)  # close, but really quantised
