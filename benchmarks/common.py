@@ -31,12 +31,32 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """Which of the instruction sets that matter for fp32 / bf16 / int8 kernels this CPU has."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    have = set(next((ln for ln in text.splitlines() if ln.startswith("flags")), "").split())
+    return [f for f in CPU_FLAGS if f in have]
+
+
+def native_bf16() -> bool:
+    """True when the CPU has bf16 arithmetic (avx512_bf16 or AMX); without it bf16 is emulated."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))
+
+
 def machine(device: str) -> dict:
     """Where a benchmark ran: CPU, cores, memory, GPU, library versions."""
     import torch
 
     info = {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

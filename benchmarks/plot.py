@@ -30,6 +30,22 @@ def rows() -> list[dict]:
     return out
 
 
+def precision_rows() -> list[dict]:
+    """(kind, model, dtype, speedup over fp32) from the full CPU precision run, if saved."""
+    path = RESULTS / "precision_cpu.json"
+    if not path.exists():
+        return []
+    result = json.loads(path.read_text())["result"]
+    out = []
+    for kind in ("embed", "rerank"):
+        for label, entry in result[kind].items():
+            model = "0.6B" if "0.6B" in label else "MiniLM" if "MiniLM" in label else "tiny"
+            for dtype, row in entry.get("variants", {}).items():
+                if "speedup" in row and model != "tiny":
+                    out.append({"kind": kind, "model": model, "dtype": dtype, "speedup": row["speedup"]})
+    return out
+
+
 def main() -> None:
     """Write benchmarks/results/summary.png."""
     import matplotlib
@@ -41,7 +57,9 @@ def main() -> None:
     if not data:
         raise SystemExit("No saved embed/rerank results: run `python -m benchmarks embed` first.")
     labels = [f"{r['bench']} {r['input'].replace('synthetic_', '')}\n{r['device']}" for r in data]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    variants = precision_rows()
+    fig, axes = plt.subplots(1, 3 if variants else 2, figsize=(18 if variants else 12, 4.8))
+    ax1, ax2 = axes[0], axes[1]
     ax1.bar(labels, [r["speedup"] for r in data], color="tab:blue")
     ax1.axhline(1, color="black", linewidth=0.8)
     ax1.set(title="Fast path vs tutorial code: throughput ratio", ylabel="speed-up (x, higher is better)")
@@ -49,9 +67,16 @@ def main() -> None:
     ax2.axhline(1, color="black", linewidth=0.8)
     ax2.set_yscale("log")
     ax2.set(title="Peak memory growth ratio (log scale)", ylabel="fast / reference (lower is better)")
-    for ax in (ax1, ax2):
+    if variants:
+        ax3 = axes[2]
+        names = [f"{v['kind']} {v['model']}\n{v['dtype']}" for v in variants]
+        colors = ["tab:green" if v["dtype"] == "int8" else "tab:purple" for v in variants]
+        ax3.bar(names, [v["speedup"] for v in variants], color=colors)
+        ax3.axhline(1, color="black", linewidth=0.8)
+        ax3.set(title="CPU precision variants: speed vs fp32", ylabel="speed-up over fp32 (x)")
+    for ax in axes:
         ax.tick_params(axis="x", labelsize=8, labelrotation=30)
-    fig.suptitle("Qwen3-0.6B architecture, random weights (timing only)")
+    fig.suptitle("Fast paths: Qwen3-0.6B architecture, random weights (timing only)")
     fig.tight_layout()
     fig.savefig(RESULTS / "summary.png", dpi=110)
     print(f"saved {RESULTS / 'summary.png'}")
