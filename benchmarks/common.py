@@ -145,6 +145,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def best_of(fn, repeats: int, device: str) -> tuple[float, object]:
+    """Run `fn` `repeats` times; return the fastest wall time in seconds and the last output."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
 def percentiles(ms: list[float]) -> dict[str, float]:
     """p50, p95, p99 of a list of milliseconds."""
     arr = np.asarray(ms)

@@ -9,11 +9,9 @@ here with trained weights, retrieval quality on the labelled questions is measur
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from benchmarks.common import RANDOM_LABEL, native_bf16, sync
+from benchmarks.common import RANDOM_LABEL, best_of, native_bf16
 from helpers.config import DATA_DIR
 from helpers.data import chunk_documents, load_corpus
 from helpers.embedding import Embedder
@@ -37,16 +35,6 @@ INVARIANCE_SAMPLE = 8  # texts embedded one at a time to check batch invariance
 def variants(device: str) -> tuple[str, ...]:
     """The dtypes worth comparing on this device (int8 dynamic quantisation is CPU-only)."""
     return ("float32", "bfloat16", "int8") if device == "cpu" else ("float32", "bfloat16", "float16")
-
-
-def _timed(fn, repeats: int, device: str):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,7 +62,7 @@ def embed_model(settings, device: str, model_id: str, texts: list[str], labelled
         except ModelLoadError as exc:
             return {"skipped": str(exc)}
         emb.encode_documents(texts[:2])  # warm-up
-        seconds, vectors = _timed(lambda e=emb: e.encode_documents(texts), repeats, device)
+        seconds, vectors = best_of(lambda e=emb: e.encode_documents(texts), repeats, device)
         single = np.vstack([emb.encode_documents([t]) for t in texts[:INVARIANCE_SAMPLE]])
         row: dict = {
             "seconds": round(seconds, 3),
@@ -115,7 +103,7 @@ def rerank_model(settings, device: str, model_id: str, query: str, docs: list[st
     for dtype in variants(device):
         reranker = Reranker(load_reranker(model_id, settings.with_overrides(dtype=dtype)), model_id)
         reranker.score(query, docs[:2])  # warm-up
-        seconds, scores = _timed(lambda r=reranker: r.score(query, docs), repeats, device)
+        seconds, scores = best_of(lambda r=reranker: r.score(query, docs), repeats, device)
         row: dict = {"seconds": round(seconds, 3), "pairs_per_s": round(len(docs) / seconds, 2)}
         if dtype == "float32":
             base = {"seconds": seconds, "scores": scores}

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from benchmarks.common import RANDOM_LABEL, Peak, sync
+from benchmarks.common import RANDOM_LABEL, Peak, best_of, sync
 from benchmarks.corpus import QUESTIONS, faq_passages
 from helpers.models import RANDOM_06B_RERANKER_ID, TINY_RERANKER_ID, load_reranker
 from helpers.rerank import Reranker, reference_scores
-
-
-def _best_of(fn, repeats: int, device: str) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def compare(ce, model_id: str, docs: list[str], device: str, repeats: int) -> dict:
@@ -33,10 +21,10 @@ def compare(ce, model_id: str, docs: list[str], device: str, repeats: int) -> di
     # The fast path runs first: memory an earlier run leaves behind can only flatter the reference.
     fast_peak = Peak(device)
     with fast_peak.measure():
-        fast_s, fast = _best_of(lambda: reranker.score(query, docs), repeats, device)
+        fast_s, fast = best_of(lambda: reranker.score(query, docs), repeats, device)
     ref_peak = Peak(device)
     with ref_peak.measure():
-        ref_s, ref = _best_of(lambda: reference_scores(ce.model, ce.tokenizer, query, docs), repeats, device)
+        ref_s, ref = best_of(lambda: reference_scores(ce.model, ce.tokenizer, query, docs), repeats, device)
     lengths = [len(ce.tokenizer(d)["input_ids"]) for d in docs]
     return {
         "candidates": len(docs),
