@@ -136,9 +136,8 @@ def get_settings(use_dotenv: bool = True) -> Settings:
         raise ConfigError(f"RAG_DEVICE={device!r}: use auto, cpu, cuda, cuda:N or mps.")
     dtype = _env("RAG_DTYPE", "auto").lower()
     if dtype not in DTYPES:
-        raise ConfigError(
-            f"RAG_DTYPE={dtype!r}: use auto, float32, bfloat16, float16 or int8 (int8: CPU only)."
-        )
+        choices = f"{', '.join(DTYPES[:-1])} or {DTYPES[-1]}"
+        raise ConfigError(f"RAG_DTYPE={dtype!r}: use {choices} (int8: CPU only).")
     try:
         timeout = float(_env("LLM_TIMEOUT", "60"))
     except ValueError:
