@@ -13,7 +13,7 @@ QUESTION    ?= How is data stored in milvus?
 # Tests and notebook runs never download models (the offline kit is pinned), never call an LLM, and
 # use their own Milvus Lite file, so an open JupyterLab kernel holding data/milvus_rag.db is no obstacle.
 TEST_ENV    := RAG_MODELS=offline HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OPENAI_API_KEY= OPENAI_BASE_URL= \
-               LLM_MODEL=gpt-4o MILVUS_URI=$(CURDIR)/data/cache/notebooks.db MILVUS_COLLECTION=milvus_faq
+               LLM_MODEL=gpt-4o MILVUS_URI= RAG_LITE_FILE=$(CURDIR)/data/cache/test.db MILVUS_COLLECTION=milvus_faq
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 .PHONY: install demo test lint notebooks lab clean

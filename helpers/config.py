@@ -20,6 +20,7 @@ DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that 
 DEFAULT_RERANK_TASK = DEFAULT_QUERY_TASK
 
 MODEL_MODES = ("auto", "qwen3", "offline")
+SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")  # a MILVUS_URI that names a Milvus server
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")  # int8: dynamic quantisation, CPU only
 
 
@@ -86,6 +87,7 @@ class Settings:
     reranker_model: str = QWEN3_RERANKER_ID
     device: str = "auto"
     dtype: str = "auto"
+    # What MilvusClient connects to: the Milvus Lite file (RAG_LITE_FILE) or a server URL (MILVUS_URI).
     milvus_uri: str = str(DATA_DIR / "milvus_rag.db")
     milvus_token: str = field(default="", repr=False)
     collection: str = "milvus_faq"
@@ -116,7 +118,7 @@ class Settings:
     @property
     def is_lite(self) -> bool:
         """True when `milvus_uri` is a local Milvus Lite file rather than a server URL."""
-        return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        return not self.milvus_uri.startswith(SERVER_SCHEMES)
 
     @property
     def llm_configured(self) -> bool:
@@ -149,7 +151,7 @@ def get_settings(use_dotenv: bool = True) -> Settings:
         reranker_model=_env("RAG_RERANKER_MODEL", defaults.reranker_model),
         device=device,
         dtype=dtype,
-        milvus_uri=_env("MILVUS_URI", defaults.milvus_uri),
+        milvus_uri=_milvus_target(defaults.milvus_uri),
         milvus_token=_env("MILVUS_TOKEN", ""),
         collection=_env("MILVUS_COLLECTION", defaults.collection),
         openai_api_key=_env("OPENAI_API_KEY", ""),
@@ -164,6 +166,29 @@ def get_settings(use_dotenv: bool = True) -> Settings:
         rerank_token_budget=_env_int("RERANK_TOKEN_BUDGET", defaults.rerank_token_budget),
         embed_batch_size=_env_int("EMBED_BATCH_SIZE", defaults.embed_batch_size),
     )
+
+
+def _milvus_target(default_lite_file: str) -> str:
+    """MILVUS_URI when it is a server URL, else the Milvus Lite file from RAG_LITE_FILE.
+
+    pymilvus reads MILVUS_URI itself at import and rejects anything but a URL, so the Lite file has a
+    variable of its own. An older `.env` with a file path in MILVUS_URI still works, with a warning.
+    """
+    uri = _env("MILVUS_URI", "")
+    if uri.startswith(SERVER_SCHEMES):
+        return uri
+    if uri:
+        import warnings
+
+        warnings.warn(
+            f"MILVUS_URI={uri!r} is a file path, but pymilvus accepts only server URLs there (a plain "
+            "`import pymilvus` fails with it set). Rename it to RAG_LITE_FILE in your .env or environment; "
+            "this course uses the file for now.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return uri
+    return _env("RAG_LITE_FILE", default_lite_file)
 
 
 def resolve_device(requested: str = "auto") -> str:

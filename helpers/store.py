@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from helpers.config import SERVER_SCHEMES
 from helpers.data import Chunk
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
     """Open a `MilvusClient`: a path is a Milvus Lite file, `http(s)://` a Milvus server or Zilliz Cloud."""
     MilvusClient = import_pymilvus().MilvusClient
 
-    is_server = uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+    is_server = uri.startswith(SERVER_SCHEMES)
     if not is_server:
         Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
     with _quiet_milvus_lite() as records:

@@ -20,8 +20,58 @@ def test_environment_overrides(monkeypatch):
 
 def test_default_uri_is_a_lite_file(monkeypatch):
     monkeypatch.delenv("MILVUS_URI", raising=False)
+    monkeypatch.delenv("RAG_LITE_FILE", raising=False)
     s = get_settings(use_dotenv=False)
-    assert s.is_lite and s.milvus_uri.endswith(".db")
+    assert s.is_lite and s.milvus_uri.endswith("milvus_rag.db")
+
+
+def test_lite_file_has_its_own_variable_and_a_server_uri_wins(monkeypatch, tmp_path):
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    monkeypatch.setenv("RAG_LITE_FILE", str(tmp_path / "mine.db"))
+    assert get_settings(use_dotenv=False).milvus_uri == str(tmp_path / "mine.db")
+    monkeypatch.setenv("MILVUS_URI", "https://in03-example.zillizcloud.com")
+    assert get_settings(use_dotenv=False).milvus_uri == "https://in03-example.zillizcloud.com"
+
+
+def test_file_path_in_milvus_uri_still_works_with_a_warning(monkeypatch, tmp_path):
+    monkeypatch.setenv("MILVUS_URI", str(tmp_path / "old.db"))
+    with pytest.warns(UserWarning, match=r"Rename it to RAG_LITE_FILE"):
+        s = get_settings(use_dotenv=False)
+    assert s.is_lite and s.milvus_uri == str(tmp_path / "old.db")
+
+
+def test_documented_settings_let_pymilvus_and_milvus_lite_server_start(tmp_path):
+    """With the README's settings exported, a plain `import pymilvus` and `milvus-lite server` work."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "RAG_LITE_FILE": str(tmp_path / "course.db"), "MILVUS_TOKEN": ""}
+    env.pop("MILVUS_URI", None)
+    done = subprocess.run([sys.executable, "-c", "import pymilvus"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "milvus-lite"
+    data_dir = str(tmp_path / "srv")
+    cmd = [str(exe), "server", "--data-dir", data_dir, "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"milvus-lite server exited: {proc.stderr.read()[-500:]}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "milvus-lite server did not listen within 60 s"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize(

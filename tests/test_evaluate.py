@@ -105,7 +105,7 @@ def test_missing_file(tmp_path):
     ],
 )
 def test_cli_bad_input_exits_2(argv, capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("MILVUS_URI", str(tmp_path / "e.db"))
+    monkeypatch.setenv("RAG_LITE_FILE", str(tmp_path / "e.db"))
     with pytest.raises(SystemExit) as exc:
         raise SystemExit(run(argv))
     assert exc.value.code == 2

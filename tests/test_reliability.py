@@ -102,7 +102,7 @@ def test_lite_file_held_by_another_process_is_a_clear_error(tmp_path, capfd, mon
         assert "milvus-lite server" in message and "MILVUS_URI=http://127.0.0.1:19530" in message
         assert "Traceback" not in capfd.readouterr().err  # Milvus Lite's own traceback is kept quiet
         # The CLI says the same in one line and exits 1.
-        monkeypatch.setenv("MILVUS_URI", str(db))
+        monkeypatch.setenv("RAG_LITE_FILE", str(db))
         assert run(["ingest", "--corpus", "sample"]) == 1
         err = capfd.readouterr().err
         assert "another process holds its lock" in err and "Traceback" not in err
@@ -138,7 +138,7 @@ def test_ingest_killed_with_sigkill_then_rerun_completes_without_duplicates(tmp_
     db = tmp_path / "killed.db"
     done = subprocess.run(
         [sys.executable, "-c", KILLER],
-        env=child_env(MILVUS_URI=str(db), MILVUS_COLLECTION="milvus_faq"),
+        env=child_env(RAG_LITE_FILE=str(db), MILVUS_COLLECTION="milvus_faq"),
         capture_output=True,
         text=True,
         timeout=180,
