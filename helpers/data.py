@@ -15,7 +15,7 @@ import textwrap
 import time
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.config import DATA_DIR, Settings, get_settings
@@ -58,10 +58,6 @@ class Chunk:
     text: str
     source: str
     title: str
-
-    def to_dict(self) -> dict[str, str]:
-        """Plain dict, for DataFrames and JSON."""
-        return asdict(self)
 
 
 def stable_id(source: str, text: str) -> str:
@@ -150,6 +146,7 @@ def find_archive(settings: Settings | None = None, download: bool = True) -> tup
             validate_archive(path)
         except DataError as exc:
             raise DataError(f"MILVUS_DOCS_ZIP points at an unusable file: {exc}") from None
+        remember_archive(path, Path(settings.cache_dir) / ARCHIVE_NAME)
         return path, f"MILVUS_DOCS_ZIP={path}"
     cached = Path(settings.cache_dir) / ARCHIVE_NAME
     if cached.exists():
@@ -166,6 +163,22 @@ def find_archive(settings: Settings | None = None, download: bool = True) -> tup
         return download_archive(settings.docs_url, cached), f"downloaded from {settings.docs_url}"
     except Exception as exc:  # network down, HTTP error, bad content: all mean "not available"
         return None, f"download from {settings.docs_url} failed ({type(exc).__name__}: {exc})"
+
+
+def remember_archive(path: Path, cached: Path) -> None:
+    """Copy a validated MILVUS_DOCS_ZIP into the cache, so later runs without the variable use it too."""
+    import shutil
+
+    if cached.is_file() and cached.stat().st_size == path.stat().st_size:
+        return
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=cached.name + ".", suffix=".part", dir=cached.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp_name)
+        os.replace(tmp_name, cached)  # atomic: a reader never sees half a file
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
 
 
 def read_archive_faq(path: Path) -> list[Document]:
@@ -348,18 +361,12 @@ def chunk_documents(documents: list[Document], chunker: str = "markdown") -> lis
     raise ValueError(f"Unknown chunker {chunker!r}: use {' or '.join(CHUNKERS)}.")
 
 
-def chunks_from_text(text: str, source: str = "inline.md") -> list[Chunk]:
-    """Chunk a markdown string (handy in notebooks and tests)."""
-    return markdown_chunks([Document(source, text)])
-
-
 __all__ = [
     "Chunk",
     "Corpus",
     "DataError",
     "Document",
     "chunk_documents",
-    "chunks_from_text",
     "find_archive",
     "load_corpus",
     "markdown_chunks",

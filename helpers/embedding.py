@@ -119,7 +119,3 @@ class Embedder:
         """
         prompt = query_prompt(instruction) if self.instruction_aware and instruction != "" else ""
         return self._encode(list(texts), prompt=prompt, show_progress=False)
-
-    def describe(self) -> dict[str, object]:
-        """Model id, dimension and prompt handling, for logs and JSON."""
-        return {"model": self.model_id, "dim": self.dim, "instruction_aware": self.instruction_aware}

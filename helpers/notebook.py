@@ -1,32 +1,82 @@
-"""Small conveniences for the course notebooks: stable output, the models banner, short tables."""
+"""Set-up for the course notebooks: one call resolves settings, models, corpus and Milvus file.
+
+`setup_notebook("03")` is each notebook's entry point. It resolves everything once and returns it,
+so later cells pass these values down instead of reading the environment again:
+
+* the settings, with a Milvus Lite file of the notebook's own (`<lite dir>/notebooks/03.db`), so two
+  notebooks open at the same time never wait for each other's file lock (a server URI is kept as is);
+* which models run (the Qwen3 pair, or the offline kit) and the device;
+* the corpus: the Milvus FAQ when its archive is available, else the project's sample corpus,
+  with the labelled questions that belong to it.
+
+It prints one short callout saying which models and corpus produced the outputs, and nothing else.
+"""
 
 from __future__ import annotations
 
 import os
 import random
+import time
 import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
 
-from helpers.config import Settings, get_settings
-from helpers.models import ModelChoice, choose_models
+from helpers.config import DATA_DIR, Settings, get_settings, resolve_device
+from helpers.models import MINILM_ID, ModelChoice, choose_models
+
+T = TypeVar("T")
+QUESTIONS = {
+    "milvus-faq": DATA_DIR / "eval" / "milvus_faq_questions.jsonl",
+    "sample": DATA_DIR / "eval" / "sample_questions.jsonl",
+}
 
 
-def setup_notebook(seed: int = 0) -> tuple[Settings, ModelChoice]:
-    """Seed everything, quiet known-noisy libraries, set table display; return settings and models."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    # tqdm.auto without ipywidgets warns once per kernel; the course's progress bars are plain text.
-    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+@dataclass(frozen=True)
+class NotebookSetup:
+    """What a notebook runs with, resolved once by `setup_notebook`."""
+
+    settings: Settings
+    choice: ModelChoice
+    device: str
+    corpus: str
+    corpus_note: str
+
+    @property
+    def questions(self) -> Path:
+        """The labelled questions (JSONL) written for this corpus."""
+        return QUESTIONS[self.corpus]
+
+    @property
+    def real_reranker(self) -> bool:
+        """True when the reranker is a trained model (its scores mean something)."""
+        return not self.choice.reranker_is_stand_in
+
+
+def notebook_lite_file(settings: Settings, name: str) -> Settings:
+    """The settings with a Milvus Lite file for this notebook alone; a server URI is left as it is."""
+    if not settings.is_lite:
+        return settings
+    lite = Path(settings.milvus_uri).expanduser()
+    return replace(settings, milvus_uri=str(lite.parent / "notebooks" / f"{name}.db"))
+
+
+def _quiet_libraries(seed: int) -> None:
+    """Seed the generators and silence known-noisy libraries, once per kernel (the only global switches)."""
     import numpy as np
     import pandas as pd
 
+    # tqdm.auto without ipywidgets warns once per kernel; the course draws its own progress lines.
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
     random.seed(seed)
     np.random.seed(seed)
     try:
         import torch
-
-        torch.manual_seed(seed)
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
+        torch.manual_seed(seed)
+        hf_logging.set_verbosity_error()  # hub/cache notices would otherwise land in saved outputs
         hf_logging.disable_progress_bar()
     except ImportError:  # 00_setup runs before everything is installed
         pass
@@ -34,20 +84,79 @@ def setup_notebook(seed: int = 0) -> tuple[Settings, ModelChoice]:
     pd.set_option("display.precision", 4)
     pd.set_option("display.max_colwidth", 90)
     pd.set_option("display.width", 140)
-    settings = get_settings()
-    return settings, choose_models(settings)
 
 
-def models_note(choice: ModelChoice) -> str:
-    """One paragraph that says which models produced a notebook's outputs."""
-    text = f"Outputs below were produced with the {choice.kit} kit: embedding {choice.embedding_model}"
-    if choice.reranker_is_stand_in:
-        return (
-            text + f"; reranker {choice.reranker_model}, a tiny stand-in with RANDOM weights whose "
-            "scores mean nothing (the real Qwen3-Reranker-0.6B separates relevant from irrelevant "
-            "passages). Set RAG_MODELS=qwen3 with internet access for the real models."
+def _find_corpus(settings: Settings) -> tuple[str, str]:
+    """The Milvus FAQ when its archive is at hand (or downloads), else the sample corpus; and why."""
+    from helpers.data import find_archive
+
+    path, why = find_archive(settings)
+    if path is not None:
+        return "milvus-faq", "the Milvus 2.4.x FAQ"
+    return "sample", (
+        f"the project's **sample corpus** (`data/sample_faq`), because the Milvus docs archive is not "
+        f"available ({why}); set `MILVUS_DOCS_ZIP` or go online once for the FAQ"
+    )
+
+
+def callout(setup: NotebookSetup) -> str:
+    """The one-paragraph note (markdown) on which models and corpus produced a notebook's outputs."""
+    choice = setup.choice
+    if choice.kit == "offline":
+        embedder = "all-MiniLM-L6-v2" if choice.embedding_model == MINILM_ID else choice.embedding_model
+        models = (
+            f"the **offline kit**: `{embedder}` embeds (a small real English model), and the reranker is a "
+            "tiny Qwen3 stand-in with random weights, used only to show the mechanics. "
+            "For the real Qwen3 models set `RAG_MODELS=qwen3` (internet once) and run again"
         )
-    return text + f"; reranker {choice.reranker_model}."
+    else:
+        models = f"`{choice.embedding_model}` and `{choice.reranker_model}` ({choice.reason})"
+    return f"> **Outputs on this page** come from {models}. Corpus: {setup.corpus_note}."
+
+
+def setup_notebook(name: str, seed: int = 0) -> NotebookSetup:
+    """Resolve settings, models, device and corpus for notebook `name` (e.g. "03"); show the callout."""
+    _quiet_libraries(seed)
+    settings = notebook_lite_file(get_settings(), name)
+    choice = choose_models(settings)
+    corpus, note = _find_corpus(settings)
+    setup = NotebookSetup(settings, choice, resolve_device(settings.device), corpus, note)
+    _display_markdown(callout(setup))
+    return setup
+
+
+def _display_markdown(text: str) -> None:
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(text)
+        return
+    display(Markdown(text))
+
+
+def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
+    """Yield `items` while one line in the notebook shows a bar and the time left; stdout stays clean.
+
+    The line is updated in place while the cell runs and ends as `label · total`, the same text it
+    started with, so a saved notebook shows a stable line (regression tests compare it).
+    """
+    try:
+        from IPython.display import Pretty, display
+
+        handle = display(Pretty(f"{label} · {total}"), display_id=True)
+    except ImportError:
+        handle = None
+    start = time.perf_counter()
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        if handle is not None:
+            left = (time.perf_counter() - start) / done * (total - done)
+            bar = "█" * round(24 * done / max(total, 1))
+            handle.update(Pretty(f"{label} · {done}/{total} |{bar:<24}| about {left:.0f} s left"))
+    if handle is not None:
+        handle.update(Pretty(f"{label} · {total}"))
 
 
 def shorten(text: str, width: int = 90) -> str:
