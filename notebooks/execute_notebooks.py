@@ -1,6 +1,7 @@
 """Re-execute the course notebooks in place with the offline kit; keep their outputs, drop volatile metadata.
 
-Usage: python notebooks/execute_notebooks.py [NOTEBOOK ...]   (default: every notebooks/NN_*.ipynb)
+Usage: python notebooks/execute_notebooks.py [NOTEBOOK ...]
+(default: every notebooks/NN_*.ipynb, then every notebooks/solutions/NN_*_solutions.ipynb)
 
 A cell's previous outputs are kept when the new ones differ only in what `nbval_sanitize.cfg`
 calls volatile (timings, addresses), so running this twice leaves the files unchanged.
@@ -52,7 +53,7 @@ def execute(path: Path, patterns) -> bool:
     original = nbformat.read(path, as_version=4)
     nb = copy.deepcopy(original)
     # The kernel's sockets bind to 127.0.0.1 only (jupyter_client's default).
-    resources = {"metadata": {"path": str(HERE)}}
+    resources = {"metadata": {"path": str(path.resolve().parent)}}
     client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources=resources)
     client.execute()
     for old, new in zip(original.cells, nb.cells, strict=True):
@@ -65,7 +66,11 @@ def execute(path: Path, patterns) -> bool:
             new.outputs = old.get("outputs", [])
             new.execution_count = old.get("execution_count")
     nb.metadata.pop("widgets", None)
-    nb.metadata["language_info"] = {"name": "python"}
+    # Keep the kernel's full language_info (JupyterLab fills it in, and would mark a stripped file modified),
+    # except the patch version of Python, which differs between machines.
+    info = nb.metadata.get("language_info", {})
+    if "version" in info:
+        info["version"] = ".".join(info["version"].split(".")[:2])
     if nb == original:
         return False
     nbformat.write(nb, path)
@@ -76,7 +81,10 @@ def main(argv: list[str]) -> int:
     """Execute the given notebooks (or all) in order."""
     os.environ.setdefault("RAG_MODELS", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    paths = [Path(p) for p in argv] or sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
+    paths = [Path(p) for p in argv] or [
+        *sorted(HERE.glob("[0-9][0-9]_*.ipynb")),
+        *sorted((HERE / "solutions").glob("[0-9][0-9]_*_solutions.ipynb")),
+    ]
     patterns = sanitizers()
     for path in paths:
         changed = execute(path, patterns)
