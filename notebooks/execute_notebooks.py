@@ -66,11 +66,7 @@ def execute(path: Path, patterns) -> bool:
             new.outputs = old.get("outputs", [])
             new.execution_count = old.get("execution_count")
     nb.metadata.pop("widgets", None)
-    # Keep the kernel's full language_info (JupyterLab fills it in, and would mark a stripped file modified),
-    # except the patch version of Python, which differs between machines.
-    info = nb.metadata.get("language_info", {})
-    if "version" in info:
-        info["version"] = ".".join(info["version"].split(".")[:2])
+    # The kernel's full language_info stays: JupyterLab fills it in and would mark a stripped file modified.
     if nb == original:
         return False
     nbformat.write(nb, path)
