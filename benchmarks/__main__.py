@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from benchmarks.common import machine, save
 from helpers.config import get_settings, resolve_device
 
-NAMES = ("embed", "rerank", "milvus", "ask", "precision")
+NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers")
 
 
 def headline(name: str, result: dict) -> dict:
