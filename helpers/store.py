@@ -54,10 +54,11 @@ class Hit:
 
 
 def import_pymilvus():
-    """Import pymilvus even when MILVUS_URI names a Milvus Lite file.
+    """Import pymilvus even when an older setting left a Milvus Lite file path in MILVUS_URI.
 
     pymilvus reads MILVUS_URI (and a `.env` it finds) at import time and rejects anything but an
-    http(s) URL; this course also accepts a file path there. Hide it for the duration of the import.
+    http(s) URL; the course still accepts such a path there (with a warning; RAG_LITE_FILE is the
+    variable for it now). Hide it for the duration of the import.
     """
     # gRPC's C core logs keepalive chatter ("too_many_pings") from the local Milvus Lite server to stderr;
     # real failures still surface as pymilvus exceptions.
@@ -124,7 +125,7 @@ def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
         raise StoreError(
             f"Could not open the Milvus Lite file {uri}: another process holds its lock (a second "
             "notebook kernel, or a `python -m helpers` still running?). A Milvus Lite file serves one "
-            "process at a time. Close the other process, or set MILVUS_URI to another file, or share "
+            "process at a time. Close the other process, or set RAG_LITE_FILE to another file, or share "
             "one index between processes with a local server: run `milvus-lite server --data-dir "
             "DIR --host 127.0.0.1 --port 19530` and set MILVUS_URI=http://127.0.0.1:19530."
         ) from None
@@ -135,7 +136,7 @@ def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
         "Check that the server runs and the URI/port and MILVUS_TOKEN are right."
         if is_server
         else "Another process (a second notebook kernel?) may hold this file: close it, use another "
-        "MILVUS_URI file, or run a server (milvus-lite server --host 127.0.0.1) and set MILVUS_URI to it."
+        "RAG_LITE_FILE, or run a server (milvus-lite server --host 127.0.0.1) and set MILVUS_URI to it."
     )
     raise StoreError(f"Could not connect to {where}: {type(error).__name__}: {error}. {hint}") from None
 
@@ -278,7 +279,16 @@ class MilvusStore:
         return len(stale)
 
     def _iterate_ids(self, batch: int = 1000):
-        it = self.client.query_iterator(self.collection, batch_size=batch, filter="", output_fields=["id"])
+        # Milvus Lite gives an iterator no MVCC timestamp, and pymilvus logs a harmless warning to stderr.
+        log = logging.getLogger("pymilvus")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            it = self.client.query_iterator(
+                self.collection, batch_size=batch, filter="", output_fields=["id"]
+            )
+        finally:
+            log.setLevel(level)
         try:
             while rows := it.next():
                 yield [r["id"] for r in rows]
