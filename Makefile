@@ -1,11 +1,19 @@
 # One-command set-up. `make demo` and `make test` create .venv and install everything first.
+# Python 3.11 or newer is checked before anything is created or downloaded; pick one with
+#   PYTHON=python3.12 make demo
 # Torch is installed on its own first so you can pick the build:
-#   make install TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"
-# A torch that is already in .venv is kept.
+#   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+# A torch that is already in .venv is kept. Then the exact versions tested together
+# (requirements.lock, refreshed by `make lock`); REQUIREMENTS=requirements.txt takes the minimums instead.
 
 PYTHON      ?= python3
+PY_MIN      := 3.11
 VENV        ?= .venv
 TORCH_SPEC  ?= torch==2.13.0
+REQUIREMENTS ?= requirements.lock
+UV_VERSION  ?= 0.13.9
+LOCK_ARGS   ?=
+LAB_ARGS    ?=
 BIN         := $(VENV)/bin
 PY          := $(BIN)/python
 STAMP       := $(VENV)/.installed
@@ -16,19 +24,48 @@ TEST_ENV    := RAG_MODELS=offline HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OPENAI
                LLM_MODEL=gpt-4o MILVUS_URI= RAG_LITE_FILE=$(CURDIR)/data/cache/test.db MILVUS_COLLECTION=milvus_faq
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: install demo test lint notebooks lab clean
+.PHONY: install demo test lint notebooks lab lock clean check-python
+.DEFAULT_GOAL := install
 
-$(PY):
+# transformers 5 and pandas 3 need Python 3.11+. Checks the Python of an existing $(VENV), else $(PYTHON),
+# and stops with one line saying what to do; runs before anything is created or downloaded.
+check-python:
+	@if [ -e "$(PY)" ]; then py="$(PY)"; else py="$(PYTHON)"; fi; \
+	v=$$("$$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); \
+	major=$${v%%.*}; rest=$${v#*.}; minor=$${rest%%.*}; \
+	if [ -z "$$v" ]; then \
+	  echo "error: cannot run $$py; install Python $(PY_MIN) or newer and choose it with PYTHON=, e.g. PYTHON=python3.12 make demo" >&2; \
+	  exit 1; \
+	elif [ "$$major" -lt 3 ] || { [ "$$major" -eq 3 ] && [ "$$minor" -lt $(word 2,$(subst ., ,$(PY_MIN))) ]; }; then \
+	  if [ -e "$(PY)" ]; then \
+	    echo "error: $(VENV) was made by Python $$v, older than $(PY_MIN): run 'make clean', then choose a newer Python, e.g. PYTHON=python3.12 make demo" >&2; \
+	  else \
+	    where=$$(command -v "$(PYTHON)"); [ "$$where" = "$(PYTHON)" ] && where= || where=" ($$where)"; \
+	    echo "error: $(PYTHON)$$where is Python $$v, but this course needs $(PY_MIN) or newer: choose another with PYTHON=, e.g. PYTHON=python3.12 make demo" >&2; \
+	  fi; \
+	  exit 1; \
+	fi
+
+$(PY): | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): requirements.txt pyproject.toml | $(PY)
+$(STAMP): requirements.txt requirements.lock pyproject.toml | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve requirements.lock from requirements.txt with uv: pins that still fit are kept, and
+# LOCK_ARGS=--upgrade takes the newest allowed versions. One lock for Linux, macOS and Windows, Python
+# 3.11+. torch and its CUDA wheels stay out of it: TORCH_SPEC installs torch first.
+lock: | $(PY)
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	echo torch > $(VENV)/lock-excludes.txt
+	$(BIN)/uv pip compile --quiet requirements.txt --universal --python-version $(PY_MIN) \
+	    --excludes $(VENV)/lock-excludes.txt --custom-compile-command "make lock" $(LOCK_ARGS) -o requirements.lock
 
 demo: $(STAMP)
 	$(PY) -m helpers ingest
@@ -43,8 +80,10 @@ notebooks: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests notebooks
 
+# On this machine only (127.0.0.1); --allow-root when run as root (containers, cloud VMs), which
+# Jupyter otherwise refuses. LAB_ARGS adds options, e.g. LAB_ARGS="--port=8899 --no-browser".
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks/
 
 clean:
-	rm -rf $(VENV) data/cache data/*.db .pytest_cache
+	rm -rf $(VENV) data/cache data/notebooks data/*.db .pytest_cache
