@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import textwrap
+import warnings
 
 from helpers.config import ConfigError, get_settings
 from helpers.data import CHUNKERS, DataError
 from helpers.evaluate import STRATEGIES, EvalDataError, format_report, run_eval
 from helpers.generate import LLMError
-from helpers.models import ModelLoadError, print_banner
-from helpers.pipeline import RAG, RERANKER_CHOICES
+from helpers.models import ModelChoice, ModelLoadError
+from helpers.pipeline import RAG, RERANKER_CHOICES, AskResult
 from helpers.store import SEARCH_MODES, StoreError
 
 
@@ -102,24 +104,70 @@ def _dims(value: str) -> tuple[int, ...]:
     return dims
 
 
-def _print_ask(result) -> None:
-    print(f"\nQuestion: {result.question}")
-    print(f"Retrieval: {result.retrieval}   reranker: {result.reranker}\n")
-    for n, src in enumerate(result.sources, start=1):
-        rerank = "" if src.rerank_score is None else f"  rerank P(yes)={src.rerank_score:.4f}"
-        print(f"[{n}] score={src.score:.4f}{rerank}  {src.title}  ({src.source})")
-        print(textwrap.indent(textwrap.shorten(src.text, 300, placeholder=" …"), "    "))
-    for note in result.notes:
-        print(f"\nNote: {note}")
-    if result.answer_backend.startswith("extractive"):
-        print(f"\nAnswer ({result.answer_backend}):\n{result.answer}")
-    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items())
-    print(f"\nTimings: {timings}")
+def _banner(choice: ModelChoice, command: str) -> str:
+    """The models banner. For `ask`, without the kit's default ranking: the output says what ran."""
+    lines = choice.banner().splitlines()
+    if command == "ask":
+        kept = [line for line in lines if "ranked by hybrid search" not in line]
+        if len(kept) < len(lines):
+            lines = [line[:-1] + "." if line.endswith(";") else line for line in kept]
+    return "\n".join(lines)
+
+
+class _AskPrinter:
+    """Prints `ask` as it goes: the sources once ranked, then one answer header, streamed or not."""
+
+    def __init__(self, choice: ModelChoice):
+        self.choice = choice
+        self.shown: set[int] = set()  # notes already printed
+        self.streaming = False  # an "Answer (model):" header is printed and its line is open
+
+    def _notes(self, result: AskResult) -> None:
+        for n, note in enumerate(result.notes):
+            if n not in self.shown:
+                self.shown.add(n)
+                if note not in result.answer:  # an LLM failure is already in the extractive answer
+                    print(f"\nNote: {note}")
+
+    def sources(self, result: AskResult) -> None:
+        print(_banner(self.choice, "ask"), file=sys.stderr, flush=True)
+        print(f"\nQuestion: {result.question}")
+        print(f"Retrieval: {result.retrieval}   reranker: {result.reranker}\n")
+        for n, src in enumerate(result.sources, start=1):
+            rerank = "" if src.rerank_score is None else f"  rerank P(yes)={src.rerank_score:.4f}"
+            print(f"[{n}] score={src.score:.4f}{rerank}  {src.title}  ({src.source})")
+            print(textwrap.indent(textwrap.shorten(src.text, 300, placeholder=" …"), "    "))
+        self._notes(result)
+
+    def token(self, text: str, model: str) -> None:
+        if not self.streaming:
+            self.streaming = True
+            print(f"\nAnswer ({model}):")
+        print(text, end="", flush=True)
+
+    def end_line(self) -> None:
+        """Close a streamed answer's open line (also before an error, so the error stands alone)."""
+        if self.streaming:
+            self.streaming = False
+            print(flush=True)
+
+    def answer(self, result: AskResult) -> None:
+        streamed = self.streaming
+        self.end_line()
+        if streamed and result.answer_backend.startswith("extractive"):
+            print("(the LLM's answer broke off; the best passage follows)")
+        if not streamed or result.answer_backend.startswith("extractive"):
+            print(f"\nAnswer ({result.answer_backend}):\n{result.answer}")
+        self._notes(result)
+        timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items())
+        print(f"\nTimings: {timings}")
 
 
 def _eval(args, settings) -> int:
     instructions = tuple(s.strip() for s in args.instruction.split(",")) if args.instruction else ()
-    print_banner()
+    from helpers.models import choose_models
+
+    choice = choose_models(settings)
     report = run_eval(
         args.queries,
         settings,
@@ -130,21 +178,27 @@ def _eval(args, settings) -> int:
         dims=args.dims,
         instructions=instructions,
     )
+    print(_banner(choice, "eval"), file=sys.stderr, flush=True)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
     return 0
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code."""
+    """Run the CLI and return its exit code.
+
+    The models banner (stderr) comes once the work has succeeded, and an error is always the last
+    line, alone: `error: ...` on stderr.
+    """
     args = build_parser().parse_args(argv)
+    printer: _AskPrinter | None = None
     try:
         settings = get_settings()
         if args.command == "eval":
             return _eval(args, settings)
         rag = RAG(settings)
-        print_banner(rag.choice)
         if args.command == "ingest":
             report = rag.ingest(args.corpus, args.chunker, rebuild=args.rebuild, progress=not args.json)
+            print(_banner(rag.choice, "ingest"), file=sys.stderr, flush=True)
             if args.json:
                 print(json.dumps(report.as_json(), indent=2))
             else:
@@ -153,9 +207,19 @@ def run(argv: list[str] | None = None) -> int:
                     f"({report.chunker} chunker; {report.embedded} embedded, {report.removed} removed)."
                 )
             return 0
-        streamed = settings.llm_configured and not args.json
-        if streamed:
-            print("\nAnswer: ", end="", flush=True)
+        if args.json:
+            result = rag.ask(
+                args.question,
+                top_k=args.top_k,
+                top_n=args.top_n,
+                retrieval=args.retrieval,
+                reranker=args.reranker,
+                instruction=args.instruction,
+            )
+            print(_banner(rag.choice, "ask"), file=sys.stderr, flush=True)
+            print(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+            return 0
+        printer = _AskPrinter(rag.choice)
         result = rag.ask(
             args.question,
             top_k=args.top_k,
@@ -163,27 +227,55 @@ def run(argv: list[str] | None = None) -> int:
             retrieval=args.retrieval,
             reranker=args.reranker,
             instruction=args.instruction,
-            stream=streamed,
-            on_token=lambda t: print(t, end="", flush=True),
+            stream=settings.llm_configured,
+            on_token=lambda t: printer.token(t, settings.llm_model),
+            on_sources=printer.sources,
         )
-        if args.json:
-            print(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
-        else:
-            if streamed:
-                print()
-            _print_ask(result)
+        printer.answer(result)
         return 0
     except (ValueError, DataError, ConfigError, EvalDataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc, 2, printer)
     except (StoreError, ModelLoadError, LLMError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _error(exc, 1, printer)
 
 
-def main() -> None:
-    """Console entry point."""
-    sys.exit(run())
+def _error(exc: Exception, code: int, printer: _AskPrinter | None) -> int:
+    if printer is not None:
+        printer.end_line()
+    sys.stdout.flush()
+    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+    return code
+
+
+# pymilvus logs "failed to get mvccTs from milvus server, use client-side ts instead" each time a
+# query iterator starts on Milvus Lite, which `ingest` uses to find rows that left the corpus. It is
+# harmless here (the iterator falls back to a client-side timestamp and still lists every row, as the
+# removed-row counts show) and only alarms a learner, so the CLI drops that one message.
+_MVCC_LOGGER = "pymilvus.client.iterator.query_iterator"
+
+
+def _not_mvcc_noise(record: logging.LogRecord) -> bool:
+    return "mvccTs" not in record.getMessage()
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: `run`, with warnings on one line each and library noise left out."""
+    logger = logging.getLogger(_MVCC_LOGGER)
+    logger.addFilter(_not_mvcc_noise)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            # `ask` puts an overlong question's truncation in its notes; the same UserWarning (for
+            # library callers) would print the message twice.
+            warnings.filterwarnings("ignore", message=r"The question has .* characters", category=UserWarning)
+            code = run(argv)
+    finally:
+        logger.removeFilter(_not_mvcc_noise)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

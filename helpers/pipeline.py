@@ -6,21 +6,27 @@ each stage swappable: the store takes vectors, the reranker takes texts, the gen
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 from helpers.config import Settings, get_settings
 from helpers.data import Chunk, DataError, chunk_documents, load_corpus
 from helpers.embedding import Embedder
-from helpers.generate import Answer, LLMError, Source, extractive_answer, generate
+from helpers.generate import CONFIGURE_HINT, Answer, LLMError, Source, extractive_answer, generate
 from helpers.models import (
+    STAND_IN_IDS,
     STAND_IN_LABEL,
     TINY_RERANKER_ID,
     ModelChoice,
+    ModelLoadError,
     choose_models,
+    hub_reachable,
+    is_cached,
     load_embedder,
     load_reranker,
 )
@@ -33,6 +39,14 @@ RERANKER_CHOICES = ("auto", "qwen3", "stand-in", "none")
 # crowd the reranker's and the LLM's input).
 CHARS_PER_TOKEN = 4
 QUESTION_MAX_CHARS = 8192
+# How each retrieval mode is named in the notes `ask` returns.
+RETRIEVAL_LABELS = {
+    "dense": "dense search (embeddings)",
+    "bm25": "BM25 keyword search",
+    "hybrid": "hybrid search (dense + BM25)",
+}
+# The answer backend when an LLM endpoint is configured but its call failed (starts like the others).
+LLM_FAILED_BACKEND = "extractive: the LLM call failed"
 
 
 @dataclass
@@ -122,6 +136,7 @@ class RAG:
         """The real reranker (`qwen3`: the configured model) or the tiny random `stand-in`."""
         if which not in self._rerankers:
             model_id = TINY_RERANKER_ID if which == "stand-in" else self.settings.reranker_model
+            _check_downloadable("reranker", model_id)
             ce = load_reranker(model_id, self.settings)
             self._rerankers[which] = Reranker(
                 ce, model_id, token_budget=self.settings.rerank_token_budget, is_stand_in=which == "stand-in"
@@ -188,12 +203,14 @@ class RAG:
             mininterval=0,
             disable=not progress or not chunks,
         )
-        for start in range(0, len(chunks), batch):
-            part = chunks[start : start + batch]
-            vectors = self.embedder.encode_documents([c.text for c in part])
-            self.store.upsert(part, vectors)
-            bar.update(len(part))
-        bar.close()
+        try:
+            for start in range(0, len(chunks), batch):
+                part = chunks[start : start + batch]
+                vectors = self.embedder.encode_documents([c.text for c in part])
+                self.store.upsert(part, vectors)
+                bar.update(len(part))
+        finally:
+            bar.close()  # ends the bar's line, so an error message that follows starts on its own line
 
     def ensure_index(self, corpus: str = "milvus-faq", chunker: str = "markdown") -> None:
         """Ingest when the collection is missing; otherwise check it was built by this embedder."""
@@ -273,22 +290,29 @@ class RAG:
         instruction: str | None = None,
         stream: bool = False,
         on_token=None,
+        on_sources: Callable[[AskResult], None] | None = None,
     ) -> AskResult:
-        """Retrieve `top_k` passages, rerank them to `top_n` (when a reranker runs), and answer."""
+        """Retrieve `top_k` passages, rerank them to `top_n` (when a reranker runs), and answer.
+
+        `on_sources`, when given, is called once the sources are ranked and before the answer is
+        generated, with the result so far (empty answer): a caller can show the sources first.
+        """
         question = (question or "").strip()
         if not question:
             raise ValueError("The question is empty: ask something, e.g. 'How is data stored in milvus?'.")
         if top_k < 1 or top_n < 1:
             raise ValueError(f"top-k and top-n must be at least 1 (got top-k={top_k}, top-n={top_n}).")
         which = self.resolve_reranker(reranker)
+        if which == "qwen3" and which not in self._rerankers:
+            _check_downloadable("reranker", self.settings.reranker_model)  # before any slow work
         notes: list[str] = []
         if retrieval is None:
             retrieval = "dense" if which != "none" else "hybrid"
         if which == "none" and self.choice.kit == "offline" and reranker == "auto":
             notes.append(
-                "Offline kit: passages are ranked by hybrid search (dense + BM25); reranking needs the real "
-                "Qwen3 reranker (RAG_MODELS=qwen3). Use --reranker stand-in to see the mechanics with random "
-                "scores."
+                f"Offline kit: passages are ranked by {RETRIEVAL_LABELS[retrieval]}, without reranking; "
+                "reranking needs the real Qwen3 reranker (RAG_MODELS=qwen3). Use --reranker stand-in to see "
+                "the mechanics with random scores."
             )
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -314,22 +338,42 @@ class RAG:
                 notes.append("The stand-in reranker has random weights: its order and scores mean nothing.")
         else:
             results = results[:top_n]
+        if instruction:
+            note = self._instruction_note(retrieval, reranker_label != "none")
+            if note:
+                notes.append(note)
 
-        t = time.perf_counter()
-        answer = self._answer(question, results, stream, on_token, notes)
-        timings["generate"] = _ms(t)
-        timings["total"] = _ms(t0)
-        return AskResult(
+        result = AskResult(
             question=question,
-            answer=answer.text,
-            answer_backend=answer.backend,
+            answer="",
+            answer_backend="",
             retrieval=retrieval,
             reranker=reranker_label,
             sources=results,
             models=self.choice.as_dict(),
-            timings_ms={k: round(v, 1) for k, v in timings.items()},
+            timings_ms={},
             notes=notes,
         )
+        if on_sources is not None:
+            on_sources(result)
+        t = time.perf_counter()
+        answer = self._answer(question, results, stream, on_token, notes)
+        timings["generate"] = _ms(t)
+        timings["total"] = _ms(t0)
+        result.answer, result.answer_backend = answer.text, answer.backend
+        result.timings_ms = {k: round(v, 1) for k, v in timings.items()}
+        return result
+
+    def _instruction_note(self, retrieval: str, reranked: bool) -> str | None:
+        """Say so when a task instruction was given but retrieval ignored it."""
+        if retrieval == "bm25":
+            why = "BM25 retrieval does not read it"
+        elif not self.embedder.instruction_aware:
+            why = f"{self.embedder.model_id} is not instruction-aware, so the query embedding ignores it"
+        else:
+            return None
+        used = "only the reranker used it" if reranked else "it changed nothing"
+        return f"The instruction was not used for retrieval: {why}; {used}."
 
     def _answer(
         self, question: str, results: list[SourceResult], stream: bool, on_token, notes: list[str]
@@ -339,7 +383,41 @@ class RAG:
             return generate(question, sources, self.settings, stream=stream, on_token=on_token)
         except LLMError as exc:
             notes.append(str(exc))
-            return extractive_answer(sources, reason=f"the LLM call failed: {exc}")
+            fallback = extractive_answer(sources, reason=f"the LLM call failed: {exc}")
+            # An endpoint is configured, so "set OPENAI_API_KEY" would not help: say what would.
+            where = self.settings.openai_base_url or "api.openai.com"
+            hint = (
+                f"An LLM endpoint is configured ({where}) but its call failed, for the reason above: check "
+                "the endpoint, the key and LLM_MODEL, or unset OPENAI_API_KEY and OPENAI_BASE_URL to answer "
+                "without an LLM."
+            )
+            return Answer(fallback.text.replace(CONFIGURE_HINT, hint), LLM_FAILED_BACKEND)
+
+
+def _check_downloadable(kind: str, model_id: str) -> None:
+    """Fail at once, in one line, when a hub model is neither cached nor downloadable.
+
+    Without this check the hub client retries each file for about a minute, printing every retry,
+    before the load fails anyway.
+    """
+    if model_id in STAND_IN_IDS or os.path.isdir(model_id):
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        sharded = try_to_load_from_cache(model_id, "model.safetensors.index.json")
+        if is_cached(model_id) or isinstance(sharded, str):
+            return
+    except ValueError:  # not a hub id (the hub client's validation error): the loader explains it
+        return
+    if hub_reachable():
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is unreachable"
+    raise ModelLoadError(
+        f"The {kind} model {model_id!r} is not in the local hub cache and {why}: go online once to "
+        "download it (with HF_HUB_OFFLINE unset), or run without it (--reranker none or stand-in)."
+    )
 
 
 def _ms(start: float) -> float:
