@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from benchmarks.common import machine, save
 from helpers.config import get_settings, resolve_device
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": name,
             "quick": args.quick,
             "only": args.only or "all",
-            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": host,
             "device": device,
             **headline(name, result),

@@ -147,10 +147,8 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     except ImportError:
         handle = None
     start = time.perf_counter()
-    done = 0
-    for item in items:
+    for done, item in enumerate(items, start=1):
         yield item
-        done += 1
         if handle is not None:
             left = (time.perf_counter() - start) / done * (total - done)
             bar = "█" * round(24 * done / max(total, 1))
