@@ -11,6 +11,7 @@ import json
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,10 @@ _BASE_MODE = {
     "hybrid": "hybrid",
     "hybrid+rerank": "hybrid",
 }
+
+
+# A progress hook wraps an iterator: progress(items, total, label) yields the items (see helpers.notebook).
+Progress = Callable[[Iterable, int, str], Iterator]
 
 
 class EvalDataError(ValueError):
@@ -111,17 +116,32 @@ def _ranked_to_run(ids: list[str]) -> dict[str, float]:
     return {doc: float(len(ids) - rank) for rank, doc in enumerate(ids)}
 
 
+def eval_collection(corpus: str, chunker: str = "markdown", dim: int | None = None) -> str:
+    """The collection `run_eval` indexes a corpus into: `eval_<corpus>_<chunker>[_d<dim>]`."""
+    suffix = f"_d{dim}" if dim else ""
+    return "".join(ch if ch.isalnum() else "_" for ch in f"eval_{corpus}_{chunker}{suffix}")
+
+
 def run_strategy(
-    rag: RAG, strategy: str, questions: list[Question], k: int = 10, instruction: str | None = None
+    rag: RAG,
+    strategy: str,
+    questions: list[Question],
+    k: int = 10,
+    instruction: str | None = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
-    """Run one strategy over all questions; return the ranx run and per-stage latencies (ms)."""
+    """Run one strategy over all questions; return the ranx run and per-stage latencies (ms).
+
+    `progress(items, total, label)`, when given, wraps the question loop (a notebook's progress line).
+    """
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown strategy {strategy!r}: use any of {', '.join(STRATEGIES)}.")
     mode = _BASE_MODE[strategy]
     reranker = rag.reranker(_reranker_kind(rag)) if strategy.endswith("rerank") else None
     run: dict[str, dict[str, float]] = {}
     latency: dict[str, list[float]] = defaultdict(list)
-    for q in questions:
+    items = questions if progress is None else progress(questions, len(questions), f"{strategy}: questions")
+    for q in items:
         stages: dict[str, float] = {}
         hits = rag.retrieve(q.query, mode, k, instruction, stages)
         for stage, ms in stages.items():
@@ -154,6 +174,7 @@ def evaluate_strategies(
     strategies: tuple[str, ...] = STRATEGIES,
     k: int = 10,
     instruction: str | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Metrics per strategy (overall and per language) and latency percentiles per stage."""
     qrels = build_qrels(questions, chunks)
@@ -168,7 +189,7 @@ def evaluate_strategies(
         by_lang[q.lang].append(q.qid)
     out: dict = {"strategies": {}, "per_language": {lang: {} for lang in sorted(by_lang)}, "latency_ms": {}}
     for name in strategies:
-        run, latency = run_strategy(rag, name, judged, k, instruction)
+        run, latency = run_strategy(rag, name, judged, k, instruction, progress)
         means, per_query = compute_metrics(qrels, run)
         entry = {m: round(v, 4) for m, v in means.items()}
         if name.endswith("rerank"):
@@ -200,11 +221,13 @@ def run_eval(
     dims: tuple[int, ...] = (),
     instructions: tuple[str, ...] = (),
     ablation_strategies: tuple[str, ...] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """The whole evaluation behind `python -m helpers eval`, including the optional ablations.
 
     `ablation_strategies` limits the instruction and dimension ablations to some strategies
-    (default: the same as `strategies`).
+    (default: the same as `strategies`). `progress(items, total, label)` wraps each question loop.
+    The index lives in its own collection, `eval_collection(corpus, chunker)`.
     """
     ablation_strategies = ablation_strategies or strategies
     from helpers.config import get_settings
@@ -215,8 +238,7 @@ def run_eval(
     chunks = chunk_documents(loaded.documents, chunker)
 
     def rag_for(dim: int | None, base: RAG | None = None) -> RAG:
-        suffix = f"_d{dim}" if dim else ""
-        slug = "".join(ch if ch.isalnum() else "_" for ch in f"eval_{loaded.name}_{chunker}{suffix}")
+        slug = eval_collection(loaded.name, chunker, dim)
         shared = {}
         if base is not None:
             emb = base.embedder
@@ -234,7 +256,7 @@ def run_eval(
         "corpus": loaded.name,
         "chunker": chunker,
         "k": k,
-        **evaluate_strategies(rag, questions, chunks, strategies, k, instruction),
+        **evaluate_strategies(rag, questions, chunks, strategies, k, instruction, progress),
     }
     report["embedding_dim"] = rag.embedder.dim
     ablations: dict = {}
@@ -242,7 +264,7 @@ def run_eval(
         ablations["instruction"] = {}
         for setting in instructions:
             value = {"none": "", "default": None}.get(setting, setting)
-            res = evaluate_strategies(rag, questions, chunks, ablation_strategies, k, value)
+            res = evaluate_strategies(rag, questions, chunks, ablation_strategies, k, value, progress)
             ablations["instruction"][setting] = res["strategies"]
     if dims:
         ablations["dims"] = {}
@@ -254,7 +276,7 @@ def run_eval(
                 continue
             sub = rag_for(dim, base=rag)
             ablations["dims"][str(dim)] = evaluate_strategies(
-                sub, questions, chunks, ablation_strategies, k, instruction
+                sub, questions, chunks, ablation_strategies, k, instruction, progress
             )["strategies"]
     if ablations:
         report["ablations"] = ablations
