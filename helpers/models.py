@@ -6,16 +6,13 @@
   same loading code, but its scores mean nothing.
 * `auto` (default): `qwen3` when its weights are cached or the hub answers, else `offline`.
 
-The stand-ins are built here, deterministically (fixed seed, tokenizer trained on this project's
-own text), into a cache folder, and then loaded by exactly the code that loads the real models.
+The stand-ins are built by `helpers.standins`, deterministically (fixed seed, Qwen3's real tokenizer),
+into a cache folder, and then loaded by exactly the code that loads the real models.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -24,13 +21,13 @@ from typing import TYPE_CHECKING
 
 from helpers.config import (
     QWEN3_EMBEDDING_ID,
-    ROOT,
     ConfigError,
     Settings,
     get_settings,
     resolve_device,
     resolve_dtype,
 )
+from helpers.standins import QWEN3_06B_SHAPE, build_tiny_qwen3
 
 if TYPE_CHECKING:
     import torch
@@ -43,20 +40,7 @@ TINY_RERANKER_ID = "stand-in/tiny-qwen3-reranker"
 RANDOM_06B_EMBEDDER_ID = "stand-in/qwen3-0.6b-embedding-random"
 RANDOM_06B_RERANKER_ID = "stand-in/qwen3-0.6b-reranker-random"
 STAND_IN_IDS = (TINY_EMBEDDER_ID, TINY_RERANKER_ID, RANDOM_06B_EMBEDDER_ID, RANDOM_06B_RERANKER_ID)
-QWEN3_06B_SHAPE = {
-    "vocab_size": 151669,
-    "hidden_size": 1024,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-}
 STAND_IN_LABEL = "stand-in (random weights)"
-
-# Bump when the recipe below changes, so cached stand-ins are rebuilt.
-_RECIPE_VERSION = 1
-_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 
 
 class ModelLoadError(RuntimeError):
@@ -274,150 +258,6 @@ def load_reranker(model_id: str | None = None, settings: Settings | None = None)
     return model
 
 
-# --- the tiny Qwen3 stand-ins --------------------------------------------------------------------
-
-
-def _tokenizer_training_text() -> list[str]:
-    """Text the stand-ins' tokenizer is trained on: this project's own files, never downloaded data."""
-    from helpers.rerank import SYSTEM_PROMPT
-
-    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / "sample_faq").glob("*.md"))]
-    texts.append(SYSTEM_PROMPT + " <Instruct>: <Query>: <Document>: Instruct: Query: system user assistant")
-    # "yes" and "no" must be single tokens: the reranker reads their logits.
-    texts += ["yes\nno\n"] * 200
-    return texts
-
-
-def _recipe(kind: str, size: str = "tiny") -> dict:
-    if size == "0.6b":
-        return {**_recipe(kind), **QWEN3_06B_SHAPE, "size": size, "tokenizer_vocab_size": 2048}
-    return {
-        "version": _RECIPE_VERSION,
-        "kind": kind,
-        "vocab_size": 2048,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "seed": 1234 if kind == "embedding" else 4321,
-        "corpus_sha": hashlib.sha256("\x00".join(_tokenizer_training_text()).encode()).hexdigest()[:16],
-    }
-
-
-def _train_tokenizer(kind: str, vocab_size: int):
-    """Train a byte-level BPE tokenizer with Qwen's special tokens and left padding."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=_SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_tokenizer_training_text(), trainer)
-    if kind == "embedding":
-        # Like Qwen3-Embedding's tokenizer: append <|endoftext|>, whose hidden state is the embedding.
-        eot = tok.token_to_id("<|endoftext|>")
-        tok.post_processor = processors.TemplateProcessing(
-            single="$A <|endoftext|>",
-            pair="$A <|endoftext|> $B <|endoftext|>",
-            special_tokens=[("<|endoftext|>", eot)],
-        )
-    for word in ("yes", "no"):
-        if tok.token_to_id(word) is None:
-            raise RuntimeError(
-                f"The stand-in tokenizer lacks the whole token {word!r}; check the training text."
-            )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        padding_side="left",
-        model_max_length=32768,
-    )
-
-
-def build_tiny_qwen3(kind: str, cache_root: Path, force: bool = False, size: str = "tiny") -> Path:
-    """Build (once) a random-weight Qwen3 `embedding` or `reranker` stand-in; return its folder.
-
-    `size="tiny"` (default) is the test stand-in; `size="0.6b"` has the published Qwen3-0.6B shape
-    (28 layers, hidden 1024, vocabulary 151,669), for timing and memory benchmarks only.
-    """
-    import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
-
-    if kind not in ("embedding", "reranker"):
-        raise ValueError("kind must be 'embedding' or 'reranker'")
-    if size not in ("tiny", "0.6b"):
-        raise ValueError("size must be 'tiny' or '0.6b'")
-    recipe = _recipe(kind, size)
-    dest = cache_root / f"{size}-qwen3-{kind}"
-    stamp = dest / "stand_in_recipe.json"
-    if not force and stamp.is_file() and json.loads(stamp.read_text()) == recipe:
-        return dest
-    tmp = cache_root / f".{size}-qwen3-{kind}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tokenizer = _train_tokenizer(kind, recipe.get("tokenizer_vocab_size", recipe["vocab_size"]))
-    config = Qwen3Config(
-        vocab_size=max(len(tokenizer), recipe["vocab_size"]),
-        hidden_size=recipe["hidden_size"],
-        intermediate_size=recipe["intermediate_size"],
-        num_hidden_layers=recipe["num_hidden_layers"],
-        num_attention_heads=recipe["num_attention_heads"],
-        num_key_value_heads=recipe["num_key_value_heads"],
-        head_dim=recipe["head_dim"],
-        max_position_embeddings=32768,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-    )
-    torch.manual_seed(recipe["seed"])
-    if kind == "reranker":
-        config.architectures = ["Qwen3ForCausalLM"]
-        model = Qwen3ForCausalLM(config).eval()
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    else:
-        from sentence_transformers import SentenceTransformer
-        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-
-        config.architectures = ["Qwen3Model"]
-        hf_dir = tmp / "hf"
-        Qwen3Model(config).eval().save_pretrained(hf_dir)
-        tokenizer.save_pretrained(hf_dir)
-        from helpers.embedding import query_prompt
-
-        st = SentenceTransformer(
-            modules=[
-                Transformer(str(hf_dir)),
-                Pooling(recipe["hidden_size"], pooling_mode="lasttoken"),
-                Normalize(),
-            ],
-            prompts={"query": query_prompt(), "document": ""},
-            device="cpu",
-        )
-        st.save(str(tmp / "st"))
-        shutil.rmtree(hf_dir)
-        for item in (tmp / "st").iterdir():
-            item.rename(tmp / item.name)
-        (tmp / "st").rmdir()
-    (tmp / "README.md").write_text(
-        f"# {size} Qwen3 {kind} stand-in\n\nRandom weights, built by helpers.models.build_tiny_qwen3 "
-        "for offline tests and demos. Its scores and vectors mean nothing.\n"
-    )
-    (tmp / "stand_in_recipe.json").write_text(json.dumps(recipe, indent=2))
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest
-
-
 def print_banner(choice: ModelChoice | None = None) -> ModelChoice:
     """Print which models run and why (to stderr, so JSON output stays clean); return the choice."""
     choice = choice or choose_models()
@@ -427,6 +267,10 @@ def print_banner(choice: ModelChoice | None = None) -> ModelChoice:
 
 __all__ = [
     "MINILM_ID",
+    "QWEN3_06B_SHAPE",
+    "RANDOM_06B_EMBEDDER_ID",
+    "RANDOM_06B_RERANKER_ID",
+    "STAND_IN_IDS",
     "STAND_IN_LABEL",
     "TINY_EMBEDDER_ID",
     "TINY_RERANKER_ID",
