@@ -104,16 +104,6 @@ def _dims(value: str) -> tuple[int, ...]:
     return dims
 
 
-def _banner(choice: ModelChoice, command: str) -> str:
-    """The models banner. For `ask`, without the kit's default ranking: the output says what ran."""
-    lines = choice.banner().splitlines()
-    if command == "ask":
-        kept = [line for line in lines if "ranked by hybrid search" not in line]
-        if len(kept) < len(lines):
-            lines = [line[:-1] + "." if line.endswith(";") else line for line in kept]
-    return "\n".join(lines)
-
-
 class _AskPrinter:
     """Prints `ask` as it goes: the sources once ranked, then one answer header, streamed or not."""
 
@@ -130,7 +120,7 @@ class _AskPrinter:
                     print(f"\nNote: {note}")
 
     def sources(self, result: AskResult) -> None:
-        print(_banner(self.choice, "ask"), file=sys.stderr, flush=True)
+        print(self.choice.banner(), file=sys.stderr, flush=True)
         print(f"\nQuestion: {result.question}")
         print(f"Retrieval: {result.retrieval}   reranker: {result.reranker}\n")
         for n, src in enumerate(result.sources, start=1):
@@ -178,7 +168,7 @@ def _eval(args, settings) -> int:
         dims=args.dims,
         instructions=instructions,
     )
-    print(_banner(choice, "eval"), file=sys.stderr, flush=True)
+    print(choice.banner(), file=sys.stderr, flush=True)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
     return 0
 
@@ -198,7 +188,7 @@ def run(argv: list[str] | None = None) -> int:
         rag = RAG(settings)
         if args.command == "ingest":
             report = rag.ingest(args.corpus, args.chunker, rebuild=args.rebuild, progress=not args.json)
-            print(_banner(rag.choice, "ingest"), file=sys.stderr, flush=True)
+            print(rag.choice.banner(), file=sys.stderr, flush=True)
             if args.json:
                 print(json.dumps(report.as_json(), indent=2))
             else:
@@ -216,7 +206,7 @@ def run(argv: list[str] | None = None) -> int:
                 reranker=args.reranker,
                 instruction=args.instruction,
             )
-            print(_banner(rag.choice, "ask"), file=sys.stderr, flush=True)
+            print(rag.choice.banner(), file=sys.stderr, flush=True)
             print(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
             return 0
         printer = _AskPrinter(rag.choice)

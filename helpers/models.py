@@ -75,8 +75,7 @@ class ModelChoice:
         """A few lines for humans: which models run, why, and how to change it."""
         lines = [f"Models: {self.kit} kit ({self.reason})", f"  embedding: {self.embedding_model}"]
         if self.kit == "offline":
-            lines.append(f"  reranker:  {self.reranker_model}: {STAND_IN_LABEL}, its scores mean nothing;")
-            lines.append("             answers are ranked by hybrid search (dense + BM25) instead.")
+            lines.append(f"  reranker:  {self.reranker_model}: {STAND_IN_LABEL}, its scores mean nothing.")
             lines.append("  For the real Qwen3 models: go online once, set RAG_MODELS=qwen3.")
         else:
             lines.append(f"  reranker:  {self.reranker_model}")
