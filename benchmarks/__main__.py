@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from benchmarks.common import machine, save
 from helpers.config import get_settings, resolve_device
 
-NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers")
+NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks")
 
 
 def headline(name: str, result: dict) -> dict:
@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=(*NAMES, "all", "plot"))
     parser.add_argument("--quick", action="store_true", help="small inputs (under 5 minutes on 2 CPU cores)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--only", default="", help="embed: a subset of inputs, e.g. faq,1k or 10k")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="embed: a subset of inputs, e.g. faq,1k or 10k; levers: compile; notebooks: qwen3-0.6b-shape",
+    )
     args = parser.parse_args(argv)
     if args.name == "plot":
         from benchmarks.plot import main as plot
