@@ -158,12 +158,13 @@ class RAG:
         corpus: str = "milvus-faq",
         chunker: str = "markdown",
         rebuild: bool = False,
-        progress: bool = True,
+        progress: bool | Callable = True,
     ) -> IngestReport:
         """Chunk a corpus, embed what is not stored yet, upsert it, and drop rows that left the corpus.
 
         Safe to rerun: ids derive from content, so a second run embeds nothing and a run that was
-        killed halfway picks up where it stopped, without duplicates.
+        killed halfway picks up where it stopped, without duplicates. `progress`: a bar on stderr
+        (True), none (False), or a hook `progress(items, total, label)` such as a notebook's.
         """
         loaded = load_corpus(corpus, self.settings)
         chunks = chunk_documents(loaded.documents, chunker)
@@ -192,7 +193,12 @@ class RAG:
             origin=loaded.origin,
         )
 
-    def _embed_and_upsert(self, chunks: list[Chunk], progress: bool, batch: int = 64) -> None:
+    def _embed_and_upsert(self, chunks: list[Chunk], progress: bool | Callable, batch: int = 64) -> None:
+        if callable(progress):  # a notebook's progress line, moved every 8 passages
+            parts = [chunks[i : i + 8] for i in range(0, len(chunks), 8)]
+            for part in progress(parts, len(parts), "embed + upsert, batches of 8 passages") if parts else ():
+                self.store.upsert(part, self.embedder.encode_documents([c.text for c in part]))
+            return
         from tqdm.std import tqdm
 
         # No rate or ETA in the bar: the same run prints the same text (notebook outputs stay stable).

@@ -31,10 +31,17 @@ def sanitizers() -> list[tuple[re.Pattern, str]]:
 
 def _text(outputs: list, patterns, volatile: bool = False) -> str:
     parts = []
+    stream = None  # consecutive pieces of one stream are one text (nbval coalesces them the same way)
     for out in outputs:
         if out.get("output_type") == "stream":
-            parts.append(out["name"] + ":" + out["text"])
-        elif "data" in out:
+            if stream == out["name"]:
+                parts[-1] += out["text"]
+            else:
+                parts.append(out["name"] + ":" + out["text"])
+            stream = out["name"]
+            continue
+        stream = None
+        if "data" in out:
             parts += [f"{k}:{v}" for k, v in sorted(out["data"].items()) if not k.startswith("image/")]
         elif out.get("output_type") == "error":
             parts.append("error:" + out.get("ename", ""))
