@@ -197,26 +197,22 @@ def run(argv: list[str] | None = None) -> int:
                     f"({report.chunker} chunker; {report.embedded} embedded, {report.removed} removed)."
                 )
             return 0
+        query = {
+            "top_k": args.top_k,
+            "top_n": args.top_n,
+            "retrieval": args.retrieval,
+            "reranker": args.reranker,
+            "instruction": args.instruction,
+        }
         if args.json:
-            result = rag.ask(
-                args.question,
-                top_k=args.top_k,
-                top_n=args.top_n,
-                retrieval=args.retrieval,
-                reranker=args.reranker,
-                instruction=args.instruction,
-            )
+            result = rag.ask(args.question, **query)
             print(rag.choice.banner(), file=sys.stderr, flush=True)
             print(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
             return 0
         printer = _AskPrinter(rag.choice)
         result = rag.ask(
             args.question,
-            top_k=args.top_k,
-            top_n=args.top_n,
-            retrieval=args.retrieval,
-            reranker=args.reranker,
-            instruction=args.instruction,
+            **query,
             stream=settings.llm_configured,
             on_token=lambda t: printer.token(t, settings.llm_model),
             on_sources=printer.sources,
