@@ -88,12 +88,35 @@ def _hub_offline() -> bool:
 
 
 def is_cached(model_id: str) -> bool:
-    """True when the hub cache holds this model's config and weights."""
+    """True when the hub cache holds this model's config and weights (one file, or a sharded index)."""
     from huggingface_hub import try_to_load_from_cache
 
     config = try_to_load_from_cache(model_id, "config.json")
-    weights = try_to_load_from_cache(model_id, "model.safetensors")
-    return isinstance(config, str) and isinstance(weights, str)
+    files = ("model.safetensors", "model.safetensors.index.json")
+    weights = (try_to_load_from_cache(model_id, f) for f in files)
+    return isinstance(config, str) and any(isinstance(w, str) for w in weights)
+
+
+def check_downloadable(kind: str, model_id: str) -> None:
+    """Fail at once, in one line, when a hub model is neither cached nor downloadable.
+
+    Without this check the hub client retries each file for about a minute, printing every retry,
+    before the load fails anyway.
+    """
+    if model_id in STAND_IN_IDS or os.path.isdir(model_id):
+        return
+    try:
+        if is_cached(model_id):
+            return
+    except ValueError:  # not a hub id (the hub client's validation error): the loader explains it
+        return
+    if hub_reachable():
+        return
+    why = "HF_HUB_OFFLINE is set" if _hub_offline() else "the Hugging Face hub is unreachable"
+    raise ModelLoadError(
+        f"The {kind} model {model_id!r} is not in the local hub cache and {why}: go online once to "
+        "download it (with HF_HUB_OFFLINE unset), or run without it (--reranker none or stand-in)."
+    )
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

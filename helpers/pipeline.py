@@ -6,7 +6,6 @@ each stage swappable: the store takes vectors, the reranker takes texts, the gen
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import warnings
@@ -19,14 +18,11 @@ from helpers.data import Chunk, DataError, chunk_documents, load_corpus
 from helpers.embedding import Embedder
 from helpers.generate import CONFIGURE_HINT, Answer, LLMError, Source, extractive_answer, generate
 from helpers.models import (
-    STAND_IN_IDS,
     STAND_IN_LABEL,
     TINY_RERANKER_ID,
     ModelChoice,
-    ModelLoadError,
+    check_downloadable,
     choose_models,
-    hub_reachable,
-    is_cached,
     load_embedder,
     load_reranker,
 )
@@ -136,7 +132,7 @@ class RAG:
         """The real reranker (`qwen3`: the configured model) or the tiny random `stand-in`."""
         if which not in self._rerankers:
             model_id = TINY_RERANKER_ID if which == "stand-in" else self.settings.reranker_model
-            _check_downloadable("reranker", model_id)
+            check_downloadable("reranker", model_id)
             ce = load_reranker(model_id, self.settings)
             self._rerankers[which] = Reranker(
                 ce, model_id, token_budget=self.settings.rerank_token_budget, is_stand_in=which == "stand-in"
@@ -194,26 +190,25 @@ class RAG:
         )
 
     def _embed_and_upsert(self, chunks: list[Chunk], progress: bool | Callable, batch: int = 64) -> None:
-        if callable(progress):  # a notebook's progress line, moved every 8 passages
-            parts = [chunks[i : i + 8] for i in range(0, len(chunks), 8)]
-            for part in progress(parts, len(parts), "embed + upsert, batches of 8 passages") if parts else ():
-                self.store.upsert(part, self.embedder.encode_documents([c.text for c in part]))
-            return
         from tqdm.std import tqdm
 
+        hook = progress if callable(progress) else None
+        if hook is not None:
+            batch = 8  # a notebook's progress line moves every 8 passages
+        parts = [chunks[i : i + batch] for i in range(0, len(chunks), batch)]
         # No rate or ETA in the bar: the same run prints the same text (notebook outputs stay stable).
         bar = tqdm(
             total=len(chunks),
             desc="embed + upsert",
             bar_format="{desc}: {n_fmt}/{total_fmt} chunks |{bar:24}| {percentage:3.0f}%",
             mininterval=0,
-            disable=not progress or not chunks,
+            disable=hook is not None or not progress or not chunks,
         )
+        if hook is not None and parts:
+            parts = hook(parts, len(parts), "embed + upsert, batches of 8 passages")
         try:
-            for start in range(0, len(chunks), batch):
-                part = chunks[start : start + batch]
-                vectors = self.embedder.encode_documents([c.text for c in part])
-                self.store.upsert(part, vectors)
+            for part in parts:
+                self.store.upsert(part, self.embedder.encode_documents([c.text for c in part]))
                 bar.update(len(part))
         finally:
             bar.close()  # ends the bar's line, so an error message that follows starts on its own line
@@ -310,7 +305,7 @@ class RAG:
             raise ValueError(f"top-k and top-n must be at least 1 (got top-k={top_k}, top-n={top_n}).")
         which = self.resolve_reranker(reranker)
         if which == "qwen3" and which not in self._rerankers:
-            _check_downloadable("reranker", self.settings.reranker_model)  # before any slow work
+            check_downloadable("reranker", self.settings.reranker_model)  # before any slow work
         notes: list[str] = []
         if retrieval is None:
             retrieval = "dense" if which != "none" else "hybrid"
@@ -398,32 +393,6 @@ class RAG:
                 "without an LLM."
             )
             return Answer(fallback.text.replace(CONFIGURE_HINT, hint), LLM_FAILED_BACKEND)
-
-
-def _check_downloadable(kind: str, model_id: str) -> None:
-    """Fail at once, in one line, when a hub model is neither cached nor downloadable.
-
-    Without this check the hub client retries each file for about a minute, printing every retry,
-    before the load fails anyway.
-    """
-    if model_id in STAND_IN_IDS or os.path.isdir(model_id):
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        sharded = try_to_load_from_cache(model_id, "model.safetensors.index.json")
-        if is_cached(model_id) or isinstance(sharded, str):
-            return
-    except ValueError:  # not a hub id (the hub client's validation error): the loader explains it
-        return
-    if hub_reachable():
-        return
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is unreachable"
-    raise ModelLoadError(
-        f"The {kind} model {model_id!r} is not in the local hub cache and {why}: go online once to "
-        "download it (with HF_HUB_OFFLINE unset), or run without it (--reranker none or stand-in)."
-    )
 
 
 def _ms(start: float) -> float:
