@@ -20,8 +20,9 @@ STAMP       := $(VENV)/.installed
 QUESTION    ?= How is data stored in milvus?
 # Tests and notebook runs never download models (the offline kit is pinned), never call an LLM, and
 # use their own Milvus Lite file, so an open JupyterLab kernel holding data/milvus_rag.db is no obstacle.
+TEST_LITE   := $(CURDIR)/data/cache/test.db
 TEST_ENV    := RAG_MODELS=offline HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OPENAI_API_KEY= OPENAI_BASE_URL= \
-               LLM_MODEL=gpt-4o MILVUS_URI= RAG_LITE_FILE=$(CURDIR)/data/cache/test.db MILVUS_COLLECTION=milvus_faq
+               LLM_MODEL=gpt-4o MILVUS_URI= RAG_LITE_FILE=$(TEST_LITE) MILVUS_COLLECTION=milvus_faq
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 .PHONY: install demo test lint notebooks lab lock clean check-python
@@ -74,11 +75,11 @@ demo: $(STAMP)
 # Each notebook builds its own Milvus Lite file on first use, as in a fresh clone: start from none, so
 # `make test` and `make notebooks` see what CI and a new learner see.
 test: $(STAMP)
-	rm -rf data/cache/notebooks
+	rm -rf $(dir $(TEST_LITE))notebooks
 	$(TEST_ENV) $(PY) -m pytest tests notebooks $(NBVAL)
 
 notebooks: $(STAMP)
-	rm -rf data/cache/notebooks
+	rm -rf $(dir $(TEST_LITE))notebooks
 	$(TEST_ENV) $(PY) notebooks/execute_notebooks.py
 
 lint: $(STAMP)
