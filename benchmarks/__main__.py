@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 
 from benchmarks.common import machine, save
 from helpers.config import get_settings, resolve_device
+from helpers.switches import configure_process
 
-NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks")
+NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks", "serving")
 
 
 def headline(name: str, result: dict) -> dict:
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         plot()
         return 0
     settings = get_settings()
+    configure_process(settings.device)
     device = resolve_device(settings.device)
     host = machine(device)  # before the run: a missing package must not cost a whole benchmark
     for name in NAMES if args.name == "all" else (args.name,):

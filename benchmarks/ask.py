@@ -9,17 +9,17 @@ import numpy as np
 
 from benchmarks.common import RANDOM_LABEL
 from benchmarks.corpus import QUESTIONS
+from helpers.models import choose_models
 from helpers.pipeline import RAG
 
 
 def run(settings, device: str, quick: bool, only: str = "") -> dict:
     """The offline kit with the stand-in reranker (so every stage runs) and the extractive fallback."""
     with tempfile.TemporaryDirectory() as tmp:
-        rag = RAG(
-            settings.with_overrides(
-                milvus_uri=str(Path(tmp) / "ask.db"), openai_api_key="", openai_base_url=""
-            )
+        settings = settings.with_overrides(
+            milvus_uri=str(Path(tmp) / "ask.db"), openai_api_key="", openai_base_url=""
         )
+        rag = RAG(settings, choose_models(settings))
         rag.ingest(progress=False)
         questions = QUESTIONS[:5] if quick else QUESTIONS
         rag.ask(questions[0], reranker="stand-in")  # warm-up: loads the reranker
@@ -28,7 +28,7 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
             result = rag.ask(q, top_k=10, top_n=3, retrieval="hybrid", reranker="stand-in")
             for stage, ms in result.timings_ms.items():
                 stages.setdefault(stage, []).append(ms)
-        rag.store.client.close()
+        rag.close()
     summary = {
         s: {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2)}
         for s, v in stages.items()

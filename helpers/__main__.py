@@ -13,9 +13,11 @@ from helpers.config import ConfigError, get_settings
 from helpers.data import CHUNKERS, DataError
 from helpers.evaluate import STRATEGIES, EvalDataError, format_report, run_eval
 from helpers.generate import LLMError
-from helpers.models import ModelChoice, ModelLoadError
+from helpers.models import ModelChoice, ModelLoadError, choose_models
 from helpers.pipeline import RAG, RERANKER_CHOICES, AskResult
+from helpers.remote import ModelServerError
 from helpers.store import SEARCH_MODES, StoreError
+from helpers.switches import configure_process
 
 
 def _positive(value: str) -> int:
@@ -153,14 +155,12 @@ class _AskPrinter:
         print(f"\nTimings: {timings}")
 
 
-def _eval(args, settings) -> int:
+def _eval(args, settings, choice: ModelChoice) -> str:
     instructions = tuple(s.strip() for s in args.instruction.split(",")) if args.instruction else ()
-    from helpers.models import choose_models
-
-    choice = choose_models(settings)
     report = run_eval(
         args.queries,
         settings,
+        choice,
         corpus=args.corpus,
         chunker=args.chunker,
         strategies=args.strategies,
@@ -168,60 +168,65 @@ def _eval(args, settings) -> int:
         dims=args.dims,
         instructions=instructions,
     )
-    print(choice.banner(), file=sys.stderr, flush=True)
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
-    return 0
+    return json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report)
+
+
+def _ingest(args, rag: RAG) -> str:
+    report = rag.ingest(args.corpus, args.chunker, rebuild=args.rebuild, progress=not args.json)
+    if args.json:
+        return json.dumps(report.as_json(), indent=2)
+    return (
+        f"Collection {report.collection!r}: {report.rows} rows from {report.corpus} "
+        f"({report.chunker} chunker; {report.embedded} embedded, {report.removed} removed)."
+    )
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code.
 
-    The models banner (stderr) comes once the work has succeeded, and an error is always the last
-    line, alone: `error: ...` on stderr.
+    Settings and the model choice are resolved once, here, and passed down. The models banner
+    (stderr) comes once the work has succeeded, and an error is always the last line, alone:
+    `error: ...` on stderr.
     """
     args = build_parser().parse_args(argv)
     printer: _AskPrinter | None = None
     try:
         settings = get_settings()
+        configure_process(settings.device)
+        choice = choose_models(settings)
+        query = {}
+        if args.command == "ask":
+            query = {
+                "top_k": args.top_k,
+                "top_n": args.top_n,
+                "retrieval": args.retrieval,
+                "reranker": args.reranker,
+                "instruction": args.instruction,
+            }
+        if args.command == "ask" and not args.json:  # streamed: the printer shows the banner with the sources
+            printer = _AskPrinter(choice)
+            result = RAG(settings, choice).ask(
+                args.question,
+                **query,
+                stream=settings.llm_configured,
+                on_token=lambda t: printer.token(t, settings.llm_model),
+                on_sources=printer.sources,
+            )
+            printer.answer(result)
+            return 0
         if args.command == "eval":
-            return _eval(args, settings)
-        rag = RAG(settings)
-        if args.command == "ingest":
-            report = rag.ingest(args.corpus, args.chunker, rebuild=args.rebuild, progress=not args.json)
-            print(rag.choice.banner(), file=sys.stderr, flush=True)
-            if args.json:
-                print(json.dumps(report.as_json(), indent=2))
-            else:
-                print(
-                    f"Collection {report.collection!r}: {report.rows} rows from {report.corpus} "
-                    f"({report.chunker} chunker; {report.embedded} embedded, {report.removed} removed)."
-                )
-            return 0
-        query = {
-            "top_k": args.top_k,
-            "top_n": args.top_n,
-            "retrieval": args.retrieval,
-            "reranker": args.reranker,
-            "instruction": args.instruction,
-        }
-        if args.json:
-            result = rag.ask(args.question, **query)
-            print(rag.choice.banner(), file=sys.stderr, flush=True)
-            print(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
-            return 0
-        printer = _AskPrinter(rag.choice)
-        result = rag.ask(
-            args.question,
-            **query,
-            stream=settings.llm_configured,
-            on_token=lambda t: printer.token(t, settings.llm_model),
-            on_sources=printer.sources,
-        )
-        printer.answer(result)
+            out = _eval(args, settings, choice)
+        elif args.command == "ingest":
+            out = _ingest(args, RAG(settings, choice))
+        else:
+            result = RAG(settings, choice).ask(args.question, **query)
+            out = json.dumps(result.as_json(), indent=2, ensure_ascii=False)
+        print(choice.banner(), file=sys.stderr, flush=True)
+        print(out)
         return 0
     except (ValueError, DataError, ConfigError, EvalDataError) as exc:
         return _error(exc, 2, printer)
-    except (StoreError, ModelLoadError, LLMError) as exc:
+    except (StoreError, ModelLoadError, ModelServerError, LLMError) as exc:
         return _error(exc, 1, printer)
 
 

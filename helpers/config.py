@@ -2,7 +2,8 @@
 
 Every knob a learner may turn lives here, so notebooks, the CLI and the tests read the same values.
 Secrets (`OPENAI_API_KEY`, `MILVUS_TOKEN`) come only from the environment, `.env` or a hidden
-`getpass` prompt (`ask_for_key`); `Settings` never shows them in its `repr`.
+`getpass` prompt (`ask_for_key`); `Settings` never shows them in its `repr`. Reading settings changes
+nothing in the process: `.env` values go into `Settings`, never into `os.environ`.
 """
 
 from __future__ import annotations
@@ -28,54 +29,72 @@ class ConfigError(ValueError):
     """A setting has a value the project cannot use; the message says which and how to fix it."""
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value if value else default
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{name}={raw!r} is not an integer; set it to a whole number or unset it."
-        ) from None
-
-
-def load_dotenv_file(path: Path | None = None) -> bool:
-    """Load `.env` (repo root by default) into the environment without overriding what is already set."""
+def read_dotenv(path: Path | None = None) -> dict[str, str]:
+    """The variables a `.env` file (repo root by default) sets; {} when there is none. Changes nothing."""
     from dotenv import dotenv_values
 
     path = path or ROOT / ".env"
     if not path.is_file():
-        return False
+        return {}
     try:
         values = dotenv_values(path)
     except Exception as exc:  # python-dotenv raises on unreadable files, not on odd lines
         raise ConfigError(f"Could not read {path}: {type(exc).__name__}. Fix or delete the file.") from None
-    for key, value in values.items():
-        if value is not None and key not in os.environ:
-            os.environ[key] = value
-    return True
+    return {key: value for key, value in values.items() if value is not None}
 
 
-def ask_for_key(name: str = "OPENAI_API_KEY", prompt: str | None = None) -> bool:
-    """Ask for a secret with `getpass` (hidden, never in outputs) and set it in this process's environment.
+def ask_for_key(name: str = "OPENAI_API_KEY", prompt: str | None = None) -> str:
+    """Ask for a secret with `getpass` (hidden, never in outputs) and return it ("" when skipped).
 
-    Does nothing when `name` is already set. Returns True when the variable holds a value afterwards;
-    call `get_settings()` again to use it. Nothing is written to disk.
+    Nothing is written anywhere: put the value into settings, e.g.
+    `settings.with_overrides(openai_api_key=ask_for_key())`.
     """
-    if os.environ.get(name, "").strip():
-        return True
     import getpass
 
-    value = getpass.getpass(prompt or f"{name} (typing is hidden; Enter to skip): ").strip()
-    if value:
-        os.environ[name] = value
-    return bool(value)
+    return getpass.getpass(prompt or f"{name} (typing is hidden; Enter to skip): ").strip()
+
+
+class _Env:
+    """The process environment over `.env`: a variable set in the environment wins."""
+
+    def __init__(self, dotenv: dict[str, str]):
+        self.values = {**dotenv, **os.environ}
+
+    def str(self, name: str, default: str) -> str:
+        value = (self.values.get(name) or "").strip()
+        return value if value else default
+
+    def int(self, name: str, default: int) -> int:
+        raw = self.str(name, "")
+        if not raw:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{name}={raw!r} is not an integer; set it to a whole number or unset it."
+            ) from None
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self.str(name, "")
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise ConfigError(f"{name}={raw!r}: set a positive number of seconds, or unset it.")
+        return value
+
+    def url(self, name: str) -> str:
+        value = self.str(name, "").rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{name}={value!r} is not a URL: use http://HOST:PORT (add /v1 where the server wants it)."
+            )
+        return value
+
+    def flag(self, name: str) -> bool:
+        return self.str(name, "").lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,7 @@ class Settings:
     reranker_model: str = QWEN3_RERANKER_ID
     device: str = "auto"
     dtype: str = "auto"
+    hub_offline: bool = False  # HF_HUB_OFFLINE: load from the local hub cache only, never ask the hub
     # What MilvusClient connects to: the Milvus Lite file (RAG_LITE_FILE) or a server URL (MILVUS_URI).
     milvus_uri: str = str(DATA_DIR / "milvus_rag.db")
     milvus_token: str = field(default="", repr=False)
@@ -96,6 +116,13 @@ class Settings:
     llm_model: str = "gpt-4o"
     llm_timeout_s: float = 60.0
     llm_max_retries: int = 2
+    # Served models (vLLM, TEI, Infinity): embeddings from an OpenAI-compatible base URL, reranking from a
+    # server with a /rerank route; empty means the models run in this process.
+    embedding_url: str = ""
+    rerank_url: str = ""
+    model_api_key: str = field(default="", repr=False)
+    model_timeout_s: float = 60.0
+    model_max_retries: int = 2
     docs_zip: str = ""
     docs_url: str = (
         "https://github.com/milvus-io/milvus-docs/releases/download/v2.4.6-preview/milvus_docs_2.4.x_en.zip"
@@ -126,55 +153,56 @@ class Settings:
         return bool(self.openai_api_key or self.openai_base_url)
 
 
-def get_settings(use_dotenv: bool = True) -> Settings:
-    """Read settings from the environment (after loading `.env` when present)."""
-    if use_dotenv:
-        load_dotenv_file()
-    models = _env("RAG_MODELS", "auto").lower()
+def get_settings(use_dotenv: bool = True, dotenv_path: Path | None = None) -> Settings:
+    """Resolve settings from the environment and `.env` (the environment wins); changes no global state."""
+    env = _Env(read_dotenv(dotenv_path) if use_dotenv else {})
+    models = env.str("RAG_MODELS", "auto").lower()
     if models not in MODEL_MODES:
         raise ConfigError(f"RAG_MODELS={models!r} is not one of {', '.join(MODEL_MODES)}.")
-    device = _env("RAG_DEVICE", "auto").lower()
+    device = env.str("RAG_DEVICE", "auto").lower()
     if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ConfigError(f"RAG_DEVICE={device!r}: use auto, cpu, cuda, cuda:N or mps.")
-    dtype = _env("RAG_DTYPE", "auto").lower()
+    dtype = env.str("RAG_DTYPE", "auto").lower()
     if dtype not in DTYPES:
         choices = f"{', '.join(DTYPES[:-1])} or {DTYPES[-1]}"
         raise ConfigError(f"RAG_DTYPE={dtype!r}: use {choices} (int8: CPU only).")
-    try:
-        timeout = float(_env("LLM_TIMEOUT", "60"))
-    except ValueError:
-        raise ConfigError("LLM_TIMEOUT must be a number of seconds.") from None
     defaults = Settings()
     return Settings(
         models=models,
-        embedding_model=_env("RAG_EMBEDDING_MODEL", defaults.embedding_model),
-        reranker_model=_env("RAG_RERANKER_MODEL", defaults.reranker_model),
+        embedding_model=env.str("RAG_EMBEDDING_MODEL", defaults.embedding_model),
+        reranker_model=env.str("RAG_RERANKER_MODEL", defaults.reranker_model),
         device=device,
         dtype=dtype,
-        milvus_uri=_milvus_target(defaults.milvus_uri),
-        milvus_token=_env("MILVUS_TOKEN", ""),
-        collection=_env("MILVUS_COLLECTION", defaults.collection),
-        openai_api_key=_env("OPENAI_API_KEY", ""),
-        openai_base_url=_env("OPENAI_BASE_URL", ""),
-        llm_model=_env("LLM_MODEL", defaults.llm_model),
-        llm_timeout_s=timeout,
-        llm_max_retries=_env_int("LLM_MAX_RETRIES", defaults.llm_max_retries),
-        docs_zip=_env("MILVUS_DOCS_ZIP", ""),
-        docs_url=_env("MILVUS_DOCS_URL", defaults.docs_url),
-        cache_dir=_env("RAG_CACHE_DIR", defaults.cache_dir),
-        rerank_max_length=_env_int("RERANK_MAX_LENGTH", defaults.rerank_max_length),
-        rerank_token_budget=_env_int("RERANK_TOKEN_BUDGET", defaults.rerank_token_budget),
-        embed_batch_size=_env_int("EMBED_BATCH_SIZE", defaults.embed_batch_size),
+        hub_offline=env.flag("HF_HUB_OFFLINE"),
+        milvus_uri=_milvus_target(env, defaults.milvus_uri),
+        milvus_token=env.str("MILVUS_TOKEN", ""),
+        collection=env.str("MILVUS_COLLECTION", defaults.collection),
+        openai_api_key=env.str("OPENAI_API_KEY", ""),
+        openai_base_url=env.str("OPENAI_BASE_URL", ""),
+        llm_model=env.str("LLM_MODEL", defaults.llm_model),
+        llm_timeout_s=env.seconds("LLM_TIMEOUT", defaults.llm_timeout_s),
+        llm_max_retries=env.int("LLM_MAX_RETRIES", defaults.llm_max_retries),
+        embedding_url=env.url("RAG_EMBEDDING_URL"),
+        rerank_url=env.url("RAG_RERANK_URL"),
+        model_api_key=env.str("RAG_MODEL_API_KEY", ""),
+        model_timeout_s=env.seconds("RAG_MODEL_TIMEOUT", defaults.model_timeout_s),
+        model_max_retries=env.int("RAG_MODEL_MAX_RETRIES", defaults.model_max_retries),
+        docs_zip=env.str("MILVUS_DOCS_ZIP", ""),
+        docs_url=env.str("MILVUS_DOCS_URL", defaults.docs_url),
+        cache_dir=env.str("RAG_CACHE_DIR", defaults.cache_dir),
+        rerank_max_length=env.int("RERANK_MAX_LENGTH", defaults.rerank_max_length),
+        rerank_token_budget=env.int("RERANK_TOKEN_BUDGET", defaults.rerank_token_budget),
+        embed_batch_size=env.int("EMBED_BATCH_SIZE", defaults.embed_batch_size),
     )
 
 
-def _milvus_target(default_lite_file: str) -> str:
+def _milvus_target(env: _Env, default_lite_file: str) -> str:
     """MILVUS_URI when it is a server URL, else the Milvus Lite file from RAG_LITE_FILE.
 
     pymilvus reads MILVUS_URI itself at import and rejects anything but a URL, so the Lite file has a
     variable of its own. An older `.env` with a file path in MILVUS_URI still works, with a warning.
     """
-    uri = _env("MILVUS_URI", "")
+    uri = env.str("MILVUS_URI", "")
     if uri.startswith(SERVER_SCHEMES):
         return uri
     if uri:
@@ -188,7 +216,7 @@ def _milvus_target(default_lite_file: str) -> str:
             stacklevel=3,
         )
         return uri
-    return _env("RAG_LITE_FILE", default_lite_file)
+    return env.str("RAG_LITE_FILE", default_lite_file)
 
 
 def resolve_device(requested: str = "auto") -> str:

@@ -6,7 +6,6 @@ Two chunkers: `naive_split`, the tutorial's `text.split("# ")` kept as the teach
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.config import DATA_DIR, Settings, get_settings
+from helpers.passage import Passage, stable_id
 
 ARCHIVE_NAME = "milvus_docs_2.4.x_en.zip"
 FAQ_PREFIX = "en/faq/"
@@ -48,21 +48,6 @@ class Corpus:
     name: str
     documents: list[Document]
     origin: str
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A passage ready to embed: stable id, text, source file and section title."""
-
-    id: str
-    text: str
-    source: str
-    title: str
-
-
-def stable_id(source: str, text: str) -> str:
-    """A 16-hex-digit id derived from the passage's source and content (same input, same id)."""
-    return hashlib.sha256(f"{source}\x00{text}".encode()).hexdigest()[:16]
 
 
 # --- the archive ---------------------------------------------------------------------------------
@@ -254,14 +239,16 @@ def naive_split(documents: list[Document]) -> list[str]:
     return pieces
 
 
-def naive_chunks(documents: list[Document]) -> list[Chunk]:
-    """The tutorial's pieces as `Chunk`s (blank pieces dropped, since there is nothing to embed)."""
+def naive_chunks(documents: list[Document]) -> list[Passage]:
+    """The tutorial's pieces as `Passage`s (blank pieces dropped, since there is nothing to embed)."""
     chunks = []
     for doc in documents:
         for piece in doc.text.split("# "):
             if piece.strip():
                 title = piece.strip().splitlines()[0][:200]
-                chunks.append(Chunk(stable_id(doc.source, piece), piece, doc.source, title))
+                chunks.append(
+                    Passage(id=stable_id(doc.source, piece), text=piece, source=doc.source, title=title)
+                )
     return _dedupe(chunks)
 
 
@@ -295,7 +282,7 @@ def _clean_body(lines: list[str]) -> str:
     return textwrap.dedent(body).strip()
 
 
-def markdown_chunks(documents: list[Document], max_chars: int = 2000) -> list[Chunk]:
+def markdown_chunks(documents: list[Document], max_chars: int = 2000) -> list[Passage]:
     """Heading-aware chunks: each question heading with its answer, front matter and boilerplate dropped.
 
     A heading with no text of its own (a section title) becomes part of the title path of the
@@ -315,7 +302,9 @@ def markdown_chunks(documents: list[Document], max_chars: int = 2000) -> list[Ch
             title = " > ".join(path[lvl] for lvl in sorted(path))
             for part in _split_long(body, max_chars):
                 passage = f"{heading}\n\n{part}"
-                chunks.append(Chunk(stable_id(doc.source, passage), passage, doc.source, title))
+                chunks.append(
+                    Passage(id=stable_id(doc.source, passage), text=passage, source=doc.source, title=title)
+                )
     return _dedupe(chunks)
 
 
@@ -346,13 +335,13 @@ def _split_long(body: str, max_chars: int) -> list[str]:
     return parts
 
 
-def _dedupe(chunks: list[Chunk]) -> list[Chunk]:
+def _dedupe(chunks: list[Passage]) -> list[Passage]:
     """Drop exact repeats (same source and text give the same id), keeping first occurrences."""
     seen: set[str] = set()
     return [c for c in chunks if not (c.id in seen or seen.add(c.id))]
 
 
-def chunk_documents(documents: list[Document], chunker: str = "markdown") -> list[Chunk]:
+def chunk_documents(documents: list[Document], chunker: str = "markdown") -> list[Passage]:
     """Run the named chunker (`markdown` or `naive`)."""
     if chunker == "markdown":
         return markdown_chunks(documents)
@@ -362,10 +351,10 @@ def chunk_documents(documents: list[Document], chunker: str = "markdown") -> lis
 
 
 __all__ = [
-    "Chunk",
     "Corpus",
     "DataError",
     "Document",
+    "Passage",
     "chunk_documents",
     "find_archive",
     "load_corpus",

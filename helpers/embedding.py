@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.std import tqdm
 
 from helpers.config import DEFAULT_QUERY_TASK
 
@@ -91,16 +90,18 @@ class Embedder:
         ids = tok([prompt + t for t in texts], truncation=True, max_length=self.max_tokens)["input_ids"]
         return pack_by_length([len(x) for x in ids], self.token_budget, self.batch_size)
 
-    def _encode(self, texts: list[str], prompt: str | None, show_progress: bool) -> np.ndarray:
+    def with_dim(self, dim: int | None) -> Embedder:
+        """The same loaded model giving vectors cut to a Matryoshka dimension (None: full)."""
+        return Embedder(self.model, self.model_id, dim, self.batch_size, self.token_budget)
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.zeros((len(texts), self.full_dim), dtype=np.float32)
-        for batch in tqdm(
-            self.batches(texts, prompt or ""), desc="embed", unit="batch", disable=not show_progress
-        ):
+        for batch in self.batches(texts, prompt):
             out[batch] = self.model.encode(
                 [texts[i] for i in batch],
-                prompt=prompt,
+                prompt=prompt,  # "" means none, even for a model with a default prompt
                 batch_size=len(batch),
                 show_progress_bar=False,
                 convert_to_numpy=True,
@@ -108,9 +109,9 @@ class Embedder:
             )
         return truncate_normalize(out, self.dim)
 
-    def encode_documents(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
         """Embed passages with no instruction; returns float32 rows of unit length."""
-        return self._encode(list(texts), prompt="", show_progress=show_progress)
+        return self._encode(list(texts), prompt="")
 
     def encode_queries(self, texts: list[str], instruction: str | None = None) -> np.ndarray:
         """Embed questions; instruction-aware models get `Instruct: {instruction}\\nQuery:` in front.
@@ -118,4 +119,4 @@ class Embedder:
         `instruction=""` embeds the bare query (for comparisons); None uses the default task.
         """
         prompt = query_prompt(instruction) if self.instruction_aware and instruction != "" else ""
-        return self._encode(list(texts), prompt=prompt, show_progress=False)
+        return self._encode(list(texts), prompt=prompt)

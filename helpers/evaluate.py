@@ -8,17 +8,22 @@ Metrics are computed by `ranx`; this module only builds its qrels and runs.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+import uuid
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from helpers.data import Chunk, chunk_documents, load_corpus
-from helpers.models import STAND_IN_LABEL
+from helpers.config import Settings
+from helpers.data import chunk_documents, load_corpus
+from helpers.models import STAND_IN_LABEL, ModelChoice
+from helpers.passage import Passage
 from helpers.pipeline import RAG
 
 STRATEGIES = ("dense", "rerank", "bm25", "hybrid", "hybrid+rerank")
@@ -32,7 +37,8 @@ _BASE_MODE = {
 }
 
 
-# A progress hook wraps an iterator: progress(items, total, label) yields the items (see helpers.notebook).
+# A progress hook wraps an iterator: progress(items, total, label) yields the items
+# (helpers.notebook.progress is one).
 Progress = Callable[[Iterable, int, str], Iterator]
 
 
@@ -88,7 +94,7 @@ def load_questions(path: str | Path) -> list[Question]:
     return questions
 
 
-def build_qrels(questions: list[Question], chunks: list[Chunk]) -> dict[str, dict[str, int]]:
+def build_qrels(questions: list[Question], chunks: list[Passage]) -> dict[str, dict[str, int]]:
     """Relevant chunk ids per question: every chunk whose text contains one of its strings."""
     qrels = {}
     for q in questions:
@@ -114,12 +120,6 @@ def compute_metrics(
 def _ranked_to_run(ids: list[str]) -> dict[str, float]:
     # Rank-based scores: ranx sorts by score, and this keeps each strategy's own order exactly.
     return {doc: float(len(ids) - rank) for rank, doc in enumerate(ids)}
-
-
-def eval_collection(corpus: str, chunker: str = "markdown", dim: int | None = None) -> str:
-    """The collection `run_eval` indexes a corpus into: `eval_<corpus>_<chunker>[_d<dim>]`."""
-    suffix = f"_d{dim}" if dim else ""
-    return "".join(ch if ch.isalnum() else "_" for ch in f"eval_{corpus}_{chunker}{suffix}")
 
 
 def run_strategy(
@@ -149,9 +149,9 @@ def run_strategy(
         ids = [h.id for h in hits]
         if reranker is not None and hits:
             t = time.perf_counter()
-            ranked = reranker.rerank(q.query, [h.text for h in hits], instruction=instruction)
+            ranked = reranker.rerank(q.query, hits, instruction=instruction)
             latency["rerank"].append((time.perf_counter() - t) * 1000)
-            ids = [ids[r.index] for r in ranked]
+            ids = [p.id for p in ranked]
         run[q.qid] = _ranked_to_run(ids)
     return run, dict(latency)
 
@@ -170,7 +170,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def evaluate_strategies(
     rag: RAG,
     questions: list[Question],
-    chunks: list[Chunk],
+    chunks: list[Passage],
     strategies: tuple[str, ...] = STRATEGIES,
     k: int = 10,
     instruction: str | None = None,
@@ -210,9 +210,38 @@ def evaluate_strategies(
     return out
 
 
+@contextmanager
+def scratch_index(settings: Settings) -> Iterator[Callable[[str], Settings]]:
+    """Where `run_eval` indexes: a temporary Milvus Lite file, or temporary collections on a server.
+
+    Yields `place(name)`, the settings for one scratch collection; everything is removed at the end,
+    so an evaluation leaves nothing behind in the user's Milvus.
+    """
+    tag = uuid.uuid4().hex[:8]
+    made: list[Settings] = []
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+
+        def place(name: str) -> Settings:
+            where = {} if not settings.is_lite else {"milvus_uri": str(Path(tmp) / "eval.db")}
+            made.append(settings.with_overrides(collection=f"eval_{tag}_{name}", **where))
+            return made[-1]
+
+        try:
+            yield place
+        finally:
+            if not settings.is_lite and made:
+                from helpers.store import connect
+
+                client = connect(settings.milvus_uri, settings.milvus_token)
+                for s in made:
+                    client.drop_collection(s.collection)
+                client.close()
+
+
 def run_eval(
     queries: str | Path,
-    settings=None,
+    settings: Settings,
+    choice: ModelChoice,
     corpus: str = "milvus-faq",
     chunker: str = "markdown",
     strategies: tuple[str, ...] = STRATEGIES,
@@ -225,59 +254,53 @@ def run_eval(
 ) -> dict:
     """The whole evaluation behind `python -m helpers eval`, including the optional ablations.
 
-    `ablation_strategies` limits the instruction and dimension ablations to some strategies
-    (default: the same as `strategies`). `progress(items, total, label)` wraps each question loop.
-    The index lives in its own collection, `eval_collection(corpus, chunker)`.
+    The corpus is indexed into a scratch collection (`scratch_index`), removed at the end.
+    `instructions` holds ablation settings: `none` (no instruction, for the embedder and the reranker
+    alike), `default`, or a custom task. `ablation_strategies` limits the ablations to some strategies
+    (default: `strategies`). `progress(items, total, label)` wraps each question loop.
     """
     ablation_strategies = ablation_strategies or strategies
-    from helpers.config import get_settings
-
-    settings = settings or get_settings()
     questions = load_questions(queries)
     loaded = load_corpus(corpus, settings)
     chunks = chunk_documents(loaded.documents, chunker)
-
-    def rag_for(dim: int | None, base: RAG | None = None) -> RAG:
-        slug = eval_collection(loaded.name, chunker, dim)
-        shared = {}
-        if base is not None:
-            emb = base.embedder
-            shared = {
-                "embedder": type(emb)(emb.model, emb.model_id, dim, emb.batch_size),
-                "rerankers": base._rerankers,
+    with scratch_index(settings) as place:
+        rag = RAG(place("full"), choice)
+        opened = [rag]
+        try:
+            rag.ingest(corpus, chunker, progress=False)
+            report = {
+                "models": choice.as_dict(),
+                "corpus": loaded.name,
+                "chunker": chunker,
+                "k": k,
+                **evaluate_strategies(rag, questions, chunks, strategies, k, instruction, progress),
+                "embedding_dim": rag.embedder.dim,
             }
-        rag = RAG(settings.with_overrides(collection=slug), dim=dim, **shared)
-        rag.ingest(corpus, chunker, progress=False)
-        return rag
-
-    rag = rag_for(None)
-    report = {
-        "models": rag.choice.as_dict(),
-        "corpus": loaded.name,
-        "chunker": chunker,
-        "k": k,
-        **evaluate_strategies(rag, questions, chunks, strategies, k, instruction, progress),
-    }
-    report["embedding_dim"] = rag.embedder.dim
-    ablations: dict = {}
-    if instructions:
-        ablations["instruction"] = {}
-        for setting in instructions:
-            value = {"none": "", "default": None}.get(setting, setting)
-            res = evaluate_strategies(rag, questions, chunks, ablation_strategies, k, value, progress)
-            ablations["instruction"][setting] = res["strategies"]
-    if dims:
-        ablations["dims"] = {}
-        for dim in dims:
-            if dim > rag.embedder.full_dim:
-                ablations["dims"][str(dim)] = {
-                    "skipped": f"{rag.embedder.model_id} has {rag.embedder.full_dim} dims"
-                }
-                continue
-            sub = rag_for(dim, base=rag)
-            ablations["dims"][str(dim)] = evaluate_strategies(
-                sub, questions, chunks, ablation_strategies, k, instruction, progress
-            )["strategies"]
+            ablations: dict = {}
+            for setting in instructions:
+                value = {"none": "", "default": None}.get(setting, setting)
+                res = evaluate_strategies(rag, questions, chunks, ablation_strategies, k, value, progress)
+                ablations.setdefault("instruction", {})[setting] = res["strategies"]
+            for dim in dims:
+                per_dim = ablations.setdefault("dims", {})
+                if dim > rag.embedder.full_dim:
+                    per_dim[str(dim)] = {
+                        "skipped": f"{rag.embedder.model_id} has {rag.embedder.full_dim} dims"
+                    }
+                    continue
+                # The same loaded models, vectors cut to `dim`, in a scratch collection of their own.
+                sub = RAG(
+                    place(f"d{dim}"), choice, embedder=rag.embedder.with_dim(dim), rerankers=rag.rerankers
+                )
+                opened.append(sub)
+                sub.ingest(corpus, chunker, progress=False)
+                res = evaluate_strategies(
+                    sub, questions, chunks, ablation_strategies, k, instruction, progress
+                )
+                per_dim[str(dim)] = res["strategies"]
+        finally:
+            for r in opened:
+                r.close()  # before the scratch file goes
     if ablations:
         report["ablations"] = ablations
     return report

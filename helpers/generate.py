@@ -13,7 +13,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from helpers.config import Settings, get_settings
+from helpers.config import Settings
+from helpers.endpoints import Endpoint
+from helpers.passage import Passage
 
 SYSTEM_PROMPT = (
     "You answer questions about Milvus and retrieval-augmented generation using only the numbered "
@@ -38,15 +40,6 @@ class LLMError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Source:
-    """A passage given to the LLM: its text and where it came from."""
-
-    text: str
-    title: str = ""
-    source: str = ""
-
-
-@dataclass(frozen=True)
 class Answer:
     """The answer text and which backend produced it (an LLM model name or the extractive fallback)."""
 
@@ -59,7 +52,7 @@ def neutralise(text: str) -> str:
     return _TAG_START.sub("&lt;", text)
 
 
-def build_messages(question: str, sources: Sequence[Source]) -> list[dict[str, str]]:
+def build_messages(question: str, sources: Sequence[Passage]) -> list[dict[str, str]]:
     """Chat messages: the system rules, then numbered sources inside <context> and the question."""
     blocks = []
     for n, src in enumerate(sources, start=1):
@@ -75,7 +68,7 @@ def build_messages(question: str, sources: Sequence[Source]) -> list[dict[str, s
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def extractive_answer(sources: Sequence[Source], reason: str = "no LLM endpoint is configured") -> Answer:
+def extractive_answer(sources: Sequence[Passage], reason: str = "no LLM endpoint is configured") -> Answer:
     """The fallback: the best passage verbatim, with its citation, labelled as not generated."""
     if not sources:
         return Answer(
@@ -90,46 +83,25 @@ def extractive_answer(sources: Sequence[Source], reason: str = "no LLM endpoint 
     return Answer(text, EXTRACTIVE_BACKEND)
 
 
-def make_client(settings: Settings):
-    """An `openai.OpenAI` client for the configured endpoint, with bounded retries and a timeout."""
-    from openai import OpenAI
-
-    return OpenAI(
-        # Local servers (vLLM, Ollama, llama.cpp) accept any key; the client insists on a non-empty one.
-        api_key=settings.openai_api_key or "not-needed",
-        base_url=settings.openai_base_url or None,
+def llm_endpoint(settings: Settings) -> Endpoint:
+    """The configured chat endpoint: OPENAI_BASE_URL (empty: api.openai.com), OPENAI_API_KEY, LLM_MODEL."""
+    return Endpoint(
+        what="LLM endpoint",
+        base_url=settings.openai_base_url,
+        model=settings.llm_model,
+        timeout_s=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries,
-        timeout=settings.llm_timeout_s,
+        url_var="OPENAI_BASE_URL",
+        key_var="OPENAI_API_KEY",
+        model_var="LLM_MODEL",
+        api_key=settings.openai_api_key,
     )
-
-
-def _explain(exc: Exception, settings: Settings) -> str:
-    import openai
-
-    where = settings.openai_base_url or "api.openai.com"
-    n = settings.llm_max_retries + 1
-    tries = f"{n} attempt" if n == 1 else f"{n} attempts"
-    if isinstance(exc, openai.AuthenticationError):
-        return f"The LLM endpoint {where} rejected the API key (401). Check OPENAI_API_KEY."
-    if isinstance(exc, openai.PermissionDeniedError):
-        return f"The LLM endpoint {where} refused access (403) to model {settings.llm_model!r}."
-    if isinstance(exc, openai.NotFoundError):
-        return f"The LLM endpoint {where} has no model {settings.llm_model!r} (404). Set LLM_MODEL."
-    if isinstance(exc, openai.RateLimitError):
-        return f"The LLM endpoint {where} kept answering 429 (rate limit or quota) after {tries}."
-    if isinstance(exc, openai.APITimeoutError):
-        return f"The LLM endpoint {where} did not answer within {settings.llm_timeout_s:g} s ({tries})."
-    if isinstance(exc, openai.APIConnectionError):
-        return f"Could not connect to the LLM endpoint {where} ({tries}). Is the server running?"
-    if isinstance(exc, openai.APIStatusError):
-        return f"The LLM endpoint {where} answered HTTP {exc.status_code} after {tries}."
-    return f"The LLM call failed: {type(exc).__name__}."
 
 
 def generate(
     question: str,
-    sources: Sequence[Source],
-    settings: Settings | None = None,
+    sources: Sequence[Passage],
+    settings: Settings,
     stream: bool = False,
     on_token: Callable[[str], None] | None = None,
     client=None,
@@ -139,12 +111,12 @@ def generate(
     With `stream=True`, each piece of text is passed to `on_token` as it arrives. Raises `LLMError`
     with a readable message (never containing the key) when the endpoint fails after retries.
     """
-    settings = settings or get_settings()
     if client is None and not settings.llm_configured:
         return extractive_answer(sources)
     import openai
 
-    client = client or make_client(settings)
+    endpoint = llm_endpoint(settings)
+    client = client or endpoint.client()
     messages = build_messages(question, sources)
     try:
         if not stream:
@@ -161,4 +133,4 @@ def generate(
                     on_token(delta)
         return Answer("".join(parts), settings.llm_model)
     except openai.OpenAIError as exc:
-        raise LLMError(_explain(exc, settings)) from None
+        raise LLMError(endpoint.explain(exc)) from None

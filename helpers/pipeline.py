@@ -1,7 +1,7 @@
 """The two-stage RAG pipeline end to end: ingest a corpus, then retrieve, rerank and answer.
 
-`RAG` wires the stages together lazily (a model is loaded the first time it is needed) and keeps
-each stage swappable: the store takes vectors, the reranker takes texts, the generator takes sources.
+`RAG` is built from resolved settings and a model choice (both made once at an entry point) and
+loads each model the first time it is needed. Every stage hands on the same `Passage` records.
 """
 
 from __future__ import annotations
@@ -11,23 +11,24 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 
-from helpers.config import Settings, get_settings
-from helpers.data import Chunk, DataError, chunk_documents, load_corpus
+from helpers.config import Settings
+from helpers.data import DataError, chunk_documents, load_corpus
 from helpers.embedding import Embedder
-from helpers.generate import CONFIGURE_HINT, Answer, LLMError, Source, extractive_answer, generate
+from helpers.generate import CONFIGURE_HINT, Answer, LLMError, extractive_answer, generate
 from helpers.models import (
     STAND_IN_LABEL,
     TINY_RERANKER_ID,
     ModelChoice,
     check_downloadable,
-    choose_models,
+    is_stand_in,
     load_embedder,
     load_reranker,
 )
-from helpers.rerank import Reranker
-from helpers.store import SEARCH_MODES, Hit, MilvusStore, connect
+from helpers.passage import Passage
+from helpers.remote import RemoteEmbedder, RemoteReranker, embedding_endpoint, rerank_endpoint
+from helpers.rerank import Ranker, Reranker
+from helpers.store import SEARCH_MODES, MilvusStore, connect
 
 RERANKER_CHOICES = ("auto", "qwen3", "stand-in", "none")
 # A question is cut to about what the embedder reads: its token limit times a generous 4 characters
@@ -64,18 +65,6 @@ class IngestReport:
 
 
 @dataclass
-class SourceResult:
-    """A retrieved passage as reported by `ask`."""
-
-    id: str
-    title: str
-    source: str
-    text: str
-    score: float
-    rerank_score: float | None = None
-
-
-@dataclass
 class AskResult:
     """Everything `ask` produced: the answer, its backend, the sources and stage timings."""
 
@@ -84,7 +73,7 @@ class AskResult:
     answer_backend: str
     retrieval: str
     reranker: str
-    sources: list[SourceResult]
+    sources: list[Passage]
     models: dict
     timings_ms: dict[str, float]
     notes: list[str] = field(default_factory=list)
@@ -95,56 +84,81 @@ class AskResult:
 
 
 class RAG:
-    """Embedder + Milvus store + optional reranker + generator, configured from `Settings`."""
+    """Embedder + Milvus store + optional reranker + generator, for one settings and model choice.
+
+    `embedder` and `rerankers` take models that are already loaded (to share them between two RAGs).
+    """
 
     def __init__(
         self,
-        settings: Settings | None = None,
-        dim: int | None = None,
-        choice: ModelChoice | None = None,
+        settings: Settings,
+        choice: ModelChoice,
+        *,
         embedder: Embedder | None = None,
         rerankers: dict[str, Reranker] | None = None,
     ):
-        self.settings = settings or get_settings()
-        self.choice = choice or choose_models(self.settings)
-        self.dim = dim
-        if embedder is not None:  # reuse a loaded model (tests, ablations) instead of loading it again
-            self.__dict__["embedder"] = embedder
-        self._rerankers: dict[str, Reranker] = rerankers if rerankers is not None else {}
-        self._model_checked = False  # set once the collection is known to match the embedder
+        self.settings = settings
+        self.choice = choice
+        self._embedder = embedder
+        self._store: MilvusStore | None = None
+        self.rerankers: dict[str, Ranker] = {} if rerankers is None else rerankers  # loaded, by kind
+        self._index_checked = False  # the collection is known to exist and to match the embedder
 
     # --- stages, loaded on first use -------------------------------------------------------------
 
-    @cached_property
-    def embedder(self) -> Embedder:
-        """The embedding model for documents and queries."""
-        model_id = self.choice.embedding_model
-        st = load_embedder(model_id, self.settings)
-        return Embedder(st, model_id, dim=self.dim, batch_size=self.settings.embed_batch_size)
+    @property
+    def embedder(self) -> Embedder | RemoteEmbedder:
+        """The embedding model for documents and queries: loaded here, or served (RAG_EMBEDDING_URL)."""
+        if self._embedder is None:
+            model_id = self.choice.embedding_model
+            if self.settings.embedding_url:
+                self._embedder = RemoteEmbedder(embedding_endpoint(self.settings, model_id))
+            else:
+                st = load_embedder(model_id, self.settings)
+                self._embedder = Embedder(st, model_id, batch_size=self.settings.embed_batch_size)
+        return self._embedder
 
-    @cached_property
+    @property
     def store(self) -> MilvusStore:
-        """The Milvus collection (Lite file or server, from MILVUS_URI)."""
-        client = connect(self.settings.milvus_uri, self.settings.milvus_token)
-        return MilvusStore(client, self.settings.collection)
+        """The Milvus collection (Lite file or server, from the settings)."""
+        if self._store is None:
+            client = connect(self.settings.milvus_uri, self.settings.milvus_token)
+            self._store = MilvusStore(client, self.settings.collection)
+        return self._store
 
-    def reranker(self, which: str = "qwen3") -> Reranker:
-        """The real reranker (`qwen3`: the configured model) or the tiny random `stand-in`."""
-        if which not in self._rerankers:
-            model_id = TINY_RERANKER_ID if which == "stand-in" else self.settings.reranker_model
-            check_downloadable("reranker", model_id)
-            ce = load_reranker(model_id, self.settings)
-            self._rerankers[which] = Reranker(
-                ce, model_id, token_budget=self.settings.rerank_token_budget, is_stand_in=which == "stand-in"
+    def close(self) -> None:
+        """Close the Milvus connection, if one was opened (a Lite file is then free for other processes)."""
+        if self._store is not None:
+            self._store.client.close()
+            self._store = None
+            self._index_checked = False
+
+    def reranker(self, which: str = "qwen3") -> Ranker:
+        """The trained reranker (`qwen3`: RAG_RERANKER_MODEL, served at RAG_RERANK_URL when set) or the
+        tiny random `stand-in`, loaded once."""
+        if which not in self.rerankers and which == "qwen3" and self.settings.rerank_url:
+            self.rerankers[which] = RemoteReranker(
+                rerank_endpoint(self.settings, self.choice.trained_reranker)
             )
-        return self._rerankers[which]
+        if which not in self.rerankers:
+            model_id = TINY_RERANKER_ID if which == "stand-in" else self.choice.trained_reranker
+            check_downloadable("reranker", model_id, self.settings)  # one line, not a minute of retries
+            ce = load_reranker(model_id, self.settings)
+            self.rerankers[which] = Reranker(
+                ce,
+                model_id,
+                token_budget=self.settings.rerank_token_budget,
+                is_stand_in=is_stand_in(model_id),
+            )
+        return self.rerankers[which]
 
     def resolve_reranker(self, requested: str) -> str:
-        """`auto` means the real Qwen3 reranker with the Qwen3 kit and no reranking with the offline kit."""
+        """`auto`: the trained reranker with the Qwen3 kit (or when served), none with the offline kit."""
         if requested not in RERANKER_CHOICES:
             raise ValueError(f"Unknown reranker {requested!r}: use one of {', '.join(RERANKER_CHOICES)}.")
         if requested == "auto":
-            return "qwen3" if self.choice.kit == "qwen3" else "none"
+            served = self.choice.kit == "served" and self.settings.rerank_url
+            return "qwen3" if self.choice.kit == "qwen3" or served else "none"
         return requested
 
     # --- ingest ----------------------------------------------------------------------------------
@@ -163,8 +177,8 @@ class RAG:
         (True), none (False), or a hook `progress(items, total, label)` such as a notebook's.
         """
         loaded = load_corpus(corpus, self.settings)
-        chunks = chunk_documents(loaded.documents, chunker)
-        if not chunks:
+        passages = chunk_documents(loaded.documents, chunker)
+        if not passages:
             raise DataError(f"The corpus {loaded.name!r} produced no passages: nothing to index.")
         store, embedder = self.store, self.embedder
         if rebuild:
@@ -173,11 +187,11 @@ class RAG:
             store.create(embedder.dim, embedder.model_id)
         else:
             store.check_model(embedder.model_id, embedder.dim)
-        self._model_checked = True
-        stored = store.existing_ids([c.id for c in chunks])
-        todo = [c for c in chunks if c.id not in stored]
+        self._index_checked = True
+        stored = store.existing_ids([p.id for p in passages])
+        todo = [p for p in passages if p.id not in stored]
         self._embed_and_upsert(todo, progress)
-        removed = store.delete_missing({c.id for c in chunks})
+        removed = store.delete_missing({p.id for p in passages})
         return IngestReport(
             collection=store.collection,
             rows=store.count(),
@@ -189,41 +203,44 @@ class RAG:
             origin=loaded.origin,
         )
 
-    def _embed_and_upsert(self, chunks: list[Chunk], progress: bool | Callable, batch: int = 64) -> None:
+    def _embed_and_upsert(self, passages: list[Passage], progress: bool | Callable, batch: int = 64) -> None:
         from tqdm.std import tqdm
 
         hook = progress if callable(progress) else None
         if hook is not None:
             batch = 8  # a notebook's progress line moves every 8 passages
-        parts = [chunks[i : i + batch] for i in range(0, len(chunks), batch)]
+        parts = [passages[i : i + batch] for i in range(0, len(passages), batch)]
         # No rate or ETA in the bar: the same run prints the same text (notebook outputs stay stable).
         bar = tqdm(
-            total=len(chunks),
+            total=len(passages),
             desc="embed + upsert",
             bar_format="{desc}: {n_fmt}/{total_fmt} chunks |{bar:24}| {percentage:3.0f}%",
             mininterval=0,
-            disable=hook is not None or not progress or not chunks,
+            disable=hook is not None or not progress or not passages,
         )
         if hook is not None and parts:
             parts = hook(parts, len(parts), "embed + upsert, batches of 8 passages")
         try:
             for part in parts:
-                self.store.upsert(part, self.embedder.encode_documents([c.text for c in part]))
+                self.store.upsert(part, self.embedder.encode_documents([p.text for p in part]))
                 bar.update(len(part))
         finally:
             bar.close()  # ends the bar's line, so an error message that follows starts on its own line
 
     def ensure_index(self, corpus: str = "milvus-faq", chunker: str = "markdown") -> None:
-        """Ingest when the collection is missing; otherwise check it was built by this embedder."""
+        """Ingest when the collection is missing; otherwise check once that this embedder built it."""
+        if self._index_checked:
+            return
         if not self.store.exists():
             print(
                 f"Collection {self.settings.collection!r} is missing: ingesting {corpus} first.",
                 file=sys.stderr,
             )
-            self.ingest(corpus, chunker)
-        else:
-            self.store.check_model(self.embedder.model_id, self.embedder.dim)
-            self._model_checked = True
+            self.ingest(corpus, chunker)  # checks the model and marks the index checked
+            return
+        self.store.load()
+        self.store.check_model(self.embedder.model_id, self.embedder.dim)
+        self._index_checked = True
 
     # --- retrieve, rerank, answer ----------------------------------------------------------------
 
@@ -231,9 +248,10 @@ class RAG:
         """The longest question, in characters, that `ask` and `retrieve` use (longer ones are cut)."""
         return min(QUESTION_MAX_CHARS, CHARS_PER_TOKEN * self.embedder.max_tokens)
 
-    def _cap_question(self, question: str, notes: list[str] | None = None) -> str:
-        """Reject an empty question; cut an overlong one to `question_limit()` with a warning."""
-        if not question or not question.strip():
+    def _question(self, question: str, notes: list[str] | None = None) -> str:
+        """The question stripped; an empty one refused, an overlong one cut with a warning (and a note)."""
+        question = (question or "").strip()
+        if not question:
             raise ValueError("The question is empty: ask something, e.g. 'How is data stored in milvus?'.")
         limit = self.question_limit()
         if len(question) <= limit:
@@ -247,13 +265,6 @@ class RAG:
             notes.append(message)
         return question[:limit]
 
-    def _check_index(self) -> None:
-        """Once per instance: the collection exists and was built by this embedder at this dimension."""
-        if not self._model_checked:
-            self.store.load()
-            self.store.check_model(self.embedder.model_id, self.embedder.dim)
-            self._model_checked = True
-
     def retrieve(
         self,
         question: str,
@@ -261,18 +272,23 @@ class RAG:
         limit: int = 10,
         instruction: str | None = None,
         timings: dict[str, float] | None = None,
-    ) -> list[Hit]:
+    ) -> list[Passage]:
         """Search the collection with `dense`, `bm25` or `hybrid` retrieval.
 
         When `timings` is given, the milliseconds of `embed_query` (not for bm25) and `search` go in it.
         """
         if mode not in SEARCH_MODES:
             raise ValueError(f"Unknown retrieval {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
-        question = self._cap_question(question)
-        timings = {} if timings is None else timings
+        return self._search(
+            self._question(question), mode, limit, instruction, {} if timings is None else timings
+        )
+
+    def _search(
+        self, question: str, mode: str, limit: int, instruction: str | None, timings: dict[str, float]
+    ) -> list[Passage]:
         vector = None
         if mode != "bm25":
-            self._check_index()
+            self.ensure_index()
             t = time.perf_counter()
             vector = self.embedder.encode_queries([question], instruction)[0]
             timings["embed_query"] = _ms(t)
@@ -290,7 +306,7 @@ class RAG:
         reranker: str = "auto",
         instruction: str | None = None,
         stream: bool = False,
-        on_token=None,
+        on_token: Callable[[str], None] | None = None,
         on_sources: Callable[[AskResult], None] | None = None,
     ) -> AskResult:
         """Retrieve `top_k` passages, rerank them to `top_n` (when a reranker runs), and answer.
@@ -298,59 +314,35 @@ class RAG:
         `on_sources`, when given, is called once the sources are ranked and before the answer is
         generated, with the result so far (empty answer): a caller can show the sources first.
         """
-        question = (question or "").strip()
-        if not question:
-            raise ValueError("The question is empty: ask something, e.g. 'How is data stored in milvus?'.")
         if top_k < 1 or top_n < 1:
             raise ValueError(f"top-k and top-n must be at least 1 (got top-k={top_k}, top-n={top_n}).")
         which = self.resolve_reranker(reranker)
-        if which == "qwen3" and which not in self._rerankers:
-            check_downloadable("reranker", self.settings.reranker_model)  # before any slow work
+        if retrieval is not None and retrieval not in SEARCH_MODES:
+            raise ValueError(f"Unknown retrieval {retrieval!r}: use one of {', '.join(SEARCH_MODES)}.")
         notes: list[str] = []
-        if retrieval is None:
-            retrieval = "dense" if which != "none" else "hybrid"
-        if which == "none" and self.choice.kit == "offline" and reranker == "auto":
-            notes.append(
-                f"Offline kit: passages are ranked by {RETRIEVAL_LABELS[retrieval]}, without reranking; "
-                "reranking needs the real Qwen3 reranker (RAG_MODELS=qwen3). Use --reranker stand-in to see "
-                "the mechanics with random scores."
-            )
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        question = self._question(question, notes)
+        rr = None if which == "none" else self.reranker(which)  # fails fast, before any slow work
+        retrieval = retrieval or ("dense" if rr else "hybrid")
         self.ensure_index()
-        question = self._cap_question(question, notes)
         timings["setup"] = _ms(t0)
 
-        hits = self.retrieve(question, retrieval, top_k, instruction, timings)
-
-        results = [SourceResult(h.id, h.title, h.source, h.text, round(h.score, 6)) for h in hits]
-        reranker_label = "none"
-        if which != "none" and results:
-            rr = self.reranker(which)
+        sources = self._search(question, retrieval, top_k, instruction, timings)
+        if rr is not None and sources:
             t = time.perf_counter()
-            ranked = rr.rerank(question, [r.text for r in results], top_n=top_n, instruction=instruction)
+            sources = rr.rerank(question, sources, top_n=top_n, instruction=instruction)
             timings["rerank"] = _ms(t)
-            results = [
-                SourceResult(**{**asdict(results[x.index]), "rerank_score": round(x.score, 6)})
-                for x in ranked
-            ]
-            reranker_label = f"{rr.model_id}: {STAND_IN_LABEL}" if rr.is_stand_in else rr.model_id
-            if rr.is_stand_in:
-                notes.append("The stand-in reranker has random weights: its order and scores mean nothing.")
-        else:
-            results = results[:top_n]
-        if instruction:
-            note = self._instruction_note(retrieval, reranker_label != "none")
-            if note:
-                notes.append(note)
+        sources = sources[:top_n]
+        notes += self._notes(reranker, rr, retrieval, instruction)
 
         result = AskResult(
             question=question,
             answer="",
             answer_backend="",
             retrieval=retrieval,
-            reranker=reranker_label,
-            sources=results,
+            reranker="none" if rr is None else _label(rr),
+            sources=sources,
             models=self.choice.as_dict(),
             timings_ms={},
             notes=notes,
@@ -358,28 +350,40 @@ class RAG:
         if on_sources is not None:
             on_sources(result)
         t = time.perf_counter()
-        answer = self._answer(question, results, stream, on_token, notes)
+        answer = self._answer(question, sources, stream, on_token, notes)
         timings["generate"] = _ms(t)
         timings["total"] = _ms(t0)
         result.answer, result.answer_backend = answer.text, answer.backend
         result.timings_ms = {k: round(v, 1) for k, v in timings.items()}
         return result
 
-    def _instruction_note(self, retrieval: str, reranked: bool) -> str | None:
-        """Say so when a task instruction was given but retrieval ignored it."""
-        if retrieval == "bm25":
-            why = "BM25 retrieval does not read it"
-        elif not self.embedder.instruction_aware:
-            why = f"{self.embedder.model_id} is not instruction-aware, so the query embedding ignores it"
-        else:
-            return None
-        used = "only the reranker used it" if reranked else "it changed nothing"
-        return f"The instruction was not used for retrieval: {why}; {used}."
+    def _notes(
+        self, requested: str, rr: Reranker | None, retrieval: str, instruction: str | None
+    ) -> list[str]:
+        """What a reader of the answer should know about how its sources were ranked."""
+        notes = []
+        if rr is None and requested == "auto" and self.choice.kit == "offline":
+            notes.append(
+                f"Offline kit: passages are ranked by {RETRIEVAL_LABELS[retrieval]}, without reranking; "
+                "reranking needs the real Qwen3 reranker (RAG_MODELS=qwen3). Use --reranker stand-in to see "
+                "the mechanics with random scores."
+            )
+        if rr is not None and rr.is_stand_in:
+            notes.append("The stand-in reranker has random weights: its order and scores mean nothing.")
+        if instruction:
+            if retrieval == "bm25":
+                why = "BM25 retrieval does not read it"
+            elif not self.embedder.instruction_aware:
+                why = f"{self.embedder.model_id} is not instruction-aware, so the query embedding ignores it"
+            else:
+                return notes
+            used = "only the reranker used it" if rr is not None else "it changed nothing"
+            notes.append(f"The instruction was not used for retrieval: {why}; {used}.")
+        return notes
 
     def _answer(
-        self, question: str, results: list[SourceResult], stream: bool, on_token, notes: list[str]
+        self, question: str, sources: list[Passage], stream: bool, on_token, notes: list[str]
     ) -> Answer:
-        sources = [Source(r.text, r.title, r.source) for r in results]
         try:
             return generate(question, sources, self.settings, stream=stream, on_token=on_token)
         except LLMError as exc:
@@ -393,6 +397,10 @@ class RAG:
                 "without an LLM."
             )
             return Answer(fallback.text.replace(CONFIGURE_HINT, hint), LLM_FAILED_BACKEND)
+
+
+def _label(rr: Reranker) -> str:
+    return f"{rr.model_id}: {STAND_IN_LABEL}" if rr.is_stand_in else rr.model_id
 
 
 def _ms(start: float) -> float:

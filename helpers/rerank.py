@@ -13,13 +13,15 @@ Two implementations of the same maths:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from helpers.config import DEFAULT_RERANK_TASK
 from helpers.embedding import pack_by_length
+from helpers.passage import Passage
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -33,8 +35,14 @@ SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 
 def format_pair(query: str, document: str, instruction: str | None = None) -> str:
-    """The user turn of the model card: `<Instruct>: …\\n<Query>: …\\n<Document>: …`."""
-    return f"<Instruct>: {instruction or DEFAULT_RERANK_TASK}\n<Query>: {query}\n<Document>: {document}"
+    """The user turn of the model card: `<Instruct>: …\\n<Query>: …\\n<Document>: …`.
+
+    `instruction=None` uses the default task; `""` leaves the `<Instruct>` line out (no instruction,
+    as `Embedder.encode_queries` embeds a bare query for `""`).
+    """
+    task = DEFAULT_RERANK_TASK if instruction is None else instruction
+    head = f"<Instruct>: {task}\n" if task else ""
+    return f"{head}<Query>: {query}\n<Document>: {document}"
 
 
 def full_prompt(query: str, document: str, instruction: str | None = None) -> str:
@@ -42,12 +50,35 @@ def full_prompt(query: str, document: str, instruction: str | None = None) -> st
     return PREFIX + format_pair(query, document, instruction) + SUFFIX
 
 
+def split_prompt(query: str, document: str, instruction: str | None = None) -> tuple[str, str]:
+    """`full_prompt` cut in two before `<Document>`: what a rerank server gets as query and as document.
+
+    A server that scores Qwen3-Reranker as a sequence classifier (vLLM, Infinity) joins the two texts
+    without a separator, so the model reads exactly `full_prompt`.
+    """
+    prompt = full_prompt(query, document, instruction)
+    cut = len(prompt) - len(f"<Document>: {document}{SUFFIX}")
+    return prompt[:cut], prompt[cut:]
+
+
+def rank(passages: Sequence[Passage], scores, top_n: int | None = None) -> list[Passage]:
+    """The `top_n` passages with `rerank_score` set, most relevant first (ties keep input order)."""
+    order = sorted(range(len(passages)), key=lambda i: (-scores[i], i))
+    return [replace(passages[i], rerank_score=float(scores[i])) for i in order[:top_n]]
+
+
 def _jinja_literal(text: str) -> str:
+    """`text` as a Jinja expression that prints it verbatim, whitespace control on both sides.
+
+    PREFIX and SUFFIX hold newlines and quotes; written into the template as raw text, Jinja would trim
+    the suffix's final newline (`keep_trailing_newline` is off in transformers), changing the prompt.
+    """
     return '{{- "' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '" -}}'
 
 
-# Renders sentence-transformers' (query, document) messages into exactly `full_prompt(...)`.
-# The instruction arrives as a template variable: processing_kwargs={"chat_template": {"instruction": ...}}.
+# Renders sentence-transformers' (query, document) messages into exactly `full_prompt(...)`. The
+# instruction arrives as a template variable, processing_kwargs={"chat_template": {"instruction": ...}}:
+# undefined or none means the default task, "" no <Instruct> line, as in `format_pair`.
 RERANK_CHAT_TEMPLATE = (
     "{%- set ns = namespace(query='', document='') -%}"
     "{%- for message in messages -%}"
@@ -55,9 +86,10 @@ RERANK_CHAT_TEMPLATE = (
     "{%- elif message['role'] == 'document' -%}{%- set ns.document = message['content'] -%}"
     "{%- endif -%}{%- endfor -%}"
     + _jinja_literal(PREFIX)
-    + "<Instruct>: {{ instruction if instruction else '"
-    + DEFAULT_RERANK_TASK
-    + "' }}\n<Query>: {{ ns.query }}\n<Document>: {{ ns.document }}"
+    + "{%- if instruction is not defined or instruction is none -%}"
+    + _jinja_literal(f"<Instruct>: {DEFAULT_RERANK_TASK}\n")
+    + "{%- elif instruction -%}<Instruct>: {{ instruction }}{{- '\\n' -}}{%- endif -%}"
+    + "<Query>: {{ ns.query }}\n<Document>: {{ ns.document }}"
     + _jinja_literal(SUFFIX)
 )
 
@@ -100,15 +132,28 @@ def reference_scores(
         return batch_scores[:, 1].exp().float().cpu().numpy()
 
 
-@dataclass(frozen=True)
-class Ranked:
-    """One reranked candidate: its index in the input list and its relevance P("yes")."""
+class Ranker:
+    """What every reranker does with its `score`: order passages. Subclasses define `score`."""
 
-    index: int
-    score: float
+    model_id: str
+    is_stand_in: bool
+
+    def score(self, query: str, documents: list[str], instruction: str | None = None) -> np.ndarray:
+        """Relevance for each document, in input order."""
+        raise NotImplementedError
+
+    def rerank(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        top_n: int | None = None,
+        instruction: str | None = None,
+    ) -> list[Passage]:
+        """The `top_n` passages with their `rerank_score`, most relevant first (ties keep input order)."""
+        return rank(passages, self.score(query, [p.text for p in passages], instruction), top_n)
 
 
-class Reranker:
+class Reranker(Ranker):
     """The fast path: a `CrossEncoder` over the model card prompt, batched by a token budget."""
 
     def __init__(
@@ -144,7 +189,7 @@ class Reranker:
         import torch
 
         scores = np.zeros(len(documents), dtype=np.float32)
-        kwargs = {"chat_template": {"instruction": instruction or DEFAULT_RERANK_TASK}}
+        kwargs = {"chat_template": {"instruction": instruction}}
         for batch in self._batches(query, documents):
             out = self.cross_encoder.predict(
                 [(query, documents[i]) for i in batch],
@@ -155,11 +200,3 @@ class Reranker:
             )
             scores[batch] = np.asarray(out, dtype=np.float32).reshape(-1)
         return scores
-
-    def rerank(
-        self, query: str, documents: list[str], top_n: int | None = None, instruction: str | None = None
-    ) -> list[Ranked]:
-        """Documents' indices and scores, most relevant first (ties keep input order)."""
-        scores = self.score(query, documents, instruction)
-        order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))
-        return [Ranked(i, float(scores[i])) for i in order[:top_n]]

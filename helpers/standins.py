@@ -477,6 +477,44 @@ def build_tiny_qwen3(kind: str, cache_root: Path, force: bool = False, size: str
     return _build(Path(cache_root) / f"{size}-qwen3-{kind}", _recipe(kind, size), readme, force)
 
 
+def as_sequence_classifier(reranker_dir: Path, dest: Path) -> Path:
+    """Qwen3-Reranker (a causal LM) as a one-logit sequence classifier that a rerank server can load.
+
+    The classifier's weight row is lm_head["yes"] - lm_head["no"], so its logit is the reranker's
+    log-odds and its sigmoid the model card's P("yes"): the conversion vLLM does at load time for
+    `classifier_from_token: ["no", "yes"]`. Infinity needs it done ahead.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3ForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(reranker_dir)
+    causal = AutoModelForCausalLM.from_pretrained(reranker_dir, dtype=torch.float32)
+    config = causal.config
+    config.num_labels = 1
+    config.architectures = ["Qwen3ForSequenceClassification"]
+    config.pad_token_id = tokenizer.pad_token_id
+    classifier = Qwen3ForSequenceClassification(config)
+    classifier.model.load_state_dict(causal.model.state_dict())
+    yes, no = tokenizer.convert_tokens_to_ids(["yes", "no"])
+    head = causal.get_output_embeddings().weight
+    with torch.no_grad():
+        classifier.score.weight.copy_((head[yes] - head[no]).unsqueeze(0))
+    classifier.save_pretrained(dest)
+    # The source's hub-format config and tokenizer files, so that servers pinned to transformers 4.x
+    # (Infinity) read them as the hub's Qwen3 files: only the head changes.
+    config = json.loads((reranker_dir / "config.json").read_text())
+    config.update(
+        architectures=["Qwen3ForSequenceClassification"],
+        id2label={"0": "LABEL_0"},
+        label2id={"LABEL_0": 0},
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name in _TOKENIZER_FILES:
+        shutil.copyfile(reranker_dir / name, dest / name)
+    return dest
+
+
 def build_replica(kind: str, cache_root: Path | None = None, force: bool = False) -> Path:
     """Build (once) a replica of Qwen/Qwen3-Embedding-0.6B or Qwen/Qwen3-Reranker-0.6B; return its folder.
 

@@ -11,21 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from helpers.config import SERVER_SCHEMES
-from helpers.data import Chunk
+from helpers.passage import Passage
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -42,17 +38,6 @@ class StoreError(RuntimeError):
     """A Milvus operation failed in a way the user can fix; the message says how."""
 
 
-@dataclass(frozen=True)
-class Hit:
-    """A search result: the stored passage and its score under the search mode used."""
-
-    id: str
-    text: str
-    source: str
-    title: str
-    score: float
-
-
 def import_pymilvus():
     """Import pymilvus even when an older setting left a Milvus Lite file path in MILVUS_URI.
 
@@ -60,9 +45,6 @@ def import_pymilvus():
     http(s) URL; the course still accepts such a path there (with a warning; RAG_LITE_FILE is the
     variable for it now). Hide it for the duration of the import.
     """
-    # gRPC's C core logs keepalive chatter ("too_many_pings") from the local Milvus Lite server to stderr;
-    # real failures still surface as pymilvus exceptions.
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     saved = os.environ.get("MILVUS_URI")
     os.environ["MILVUS_URI"] = saved if saved and saved.startswith(("http://", "https://")) else ""
     try:
@@ -245,13 +227,13 @@ class MilvusStore:
             found.update(r["id"] for r in rows)
         return found
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, batch_size: int = 256) -> int:
+    def upsert(self, passages: Sequence[Passage], vectors: np.ndarray, batch_size: int = 256) -> int:
         """Insert or replace rows by id, in batches; running it twice leaves the same rows."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors.")
+        if len(passages) != len(vectors):
+            raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors.")
         self.load()
         total = 0
-        for start in range(0, len(chunks), batch_size):
+        for start in range(0, len(passages), batch_size):
             rows = [
                 {
                     "id": c.id,
@@ -261,7 +243,7 @@ class MilvusStore:
                     "dense": v.astype(np.float32).tolist(),
                 }
                 for c, v in zip(
-                    chunks[start : start + batch_size], vectors[start : start + batch_size], strict=True
+                    passages[start : start + batch_size], vectors[start : start + batch_size], strict=True
                 )
             ]
             total += int(self.client.upsert(self.collection, rows)["upsert_count"])
@@ -297,14 +279,22 @@ class MilvusStore:
 
     # --- search ----------------------------------------------------------------------------------
 
-    def _hits(self, result) -> list[Hit]:
+    def _hits(self, result) -> list[Passage]:
         hits = []
         for h in result[0]:
             entity = h.get("entity", h)
-            hits.append(Hit(h["id"], entity["text"], entity["source"], entity["title"], float(h["distance"])))
+            hits.append(
+                Passage(
+                    id=h["id"],
+                    text=entity["text"],
+                    source=entity["source"],
+                    title=entity["title"],
+                    score=float(h["distance"]),
+                )
+            )
         return hits
 
-    def search_dense(self, query_vector: np.ndarray, limit: int = 10) -> list[Hit]:
+    def search_dense(self, query_vector: np.ndarray, limit: int = 10) -> list[Passage]:
         """Nearest passages by inner product (= cosine on unit vectors)."""
         self.load()
         res = self.client.search(
@@ -317,7 +307,7 @@ class MilvusStore:
         )
         return self._hits(res)
 
-    def search_bm25(self, query_text: str, limit: int = 10) -> list[Hit]:
+    def search_bm25(self, query_text: str, limit: int = 10) -> list[Passage]:
         """Keyword search: Milvus computes BM25 from the analysed `text` field."""
         self.load()
         res = self.client.search(
@@ -330,11 +320,11 @@ class MilvusStore:
         )
         hits = self._hits(res)
         # Milvus Lite reports BM25 as a negative distance, a server as a positive score: report the score.
-        return [Hit(h.id, h.text, h.source, h.title, abs(h.score)) for h in hits]
+        return [replace(h, score=abs(h.score)) for h in hits]
 
     def search_hybrid(
         self, query_vector: np.ndarray, query_text: str, limit: int = 10, k: int = 60
-    ) -> list[Hit]:
+    ) -> list[Passage]:
         """Dense and BM25 result lists fused by reciprocal rank fusion (score = sum of 1/(k + rank))."""
         self.load()
         from pymilvus import AnnSearchRequest, RRFRanker
@@ -357,7 +347,7 @@ class MilvusStore:
 
     def search(
         self, mode: str, query_vector: np.ndarray | None, query_text: str, limit: int = 10
-    ) -> list[Hit]:
+    ) -> list[Passage]:
         """Dispatch to `dense`, `bm25` or `hybrid` search."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}.")
@@ -378,42 +368,16 @@ def lite_server(data_dir: str | Path, port: int | None = None, timeout: float = 
     The same gRPC protocol as Milvus Standalone, so everything that works against this URI works
     against a real server. The server is stopped when the block exits.
     """
-    if port is None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    from helpers.servers import ServerError, free_port, listening, running
+
+    port = port or free_port()
     exe = shutil.which("milvus-lite", path=str(Path(sys.executable).parent)) or shutil.which("milvus-lite")
     if exe is None:
         raise StoreError("The `milvus-lite` command is missing: pip install 'pymilvus[milvus-lite]'.")
     cmd = [exe, "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
-    # A file, not a pipe: a chatty server can never block on it. Closed in the `finally` below.
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     env = {**os.environ, "MILVUS_URI": ""}  # the server imports pymilvus, which rejects a file path there
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
-    uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise StoreError(
-                    f"milvus-lite server exited with code {proc.returncode}: {log.read()[-500:]}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise StoreError(
-                        f"milvus-lite server did not listen on {uri} within {timeout:g} s."
-                    ) from None
-                time.sleep(0.2)
-        yield uri
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        with running("milvus-lite server", cmd, env, listening(port), timeout):
+            yield f"http://127.0.0.1:{port}"
+    except ServerError as exc:
+        raise StoreError(str(exc)) from None

@@ -11,11 +11,13 @@ import pytest
 # Never download models from a test, even where the hub is reachable.
 os.environ["RAG_MODELS"] = "offline"
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/openai_stub.py
 
 from helpers.config import Settings, get_settings
+from helpers.switches import configure_process
+
+configure_process("cpu")  # the suite is an entry point too: library noise off, as in the CLI
 
 SKIP_NO_ARCHIVE = (
     "Milvus docs archive not available: set MILVUS_DOCS_ZIP=/path/to/milvus_docs_2.4.x_en.zip "

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from helpers.config import ConfigError, Settings, get_settings, load_dotenv_file, resolve_dtype
+from helpers.config import ConfigError, Settings, get_settings, read_dotenv, resolve_dtype
 
 
 def test_environment_overrides(monkeypatch):
@@ -88,18 +88,21 @@ def test_bad_values_name_the_variable(monkeypatch, var, value, needle):
         get_settings(use_dotenv=False)
 
 
-def test_dotenv_fills_but_never_overrides(tmp_path, monkeypatch):
+def test_dotenv_fills_but_never_overrides_and_changes_no_environment(tmp_path, monkeypatch):
     env = tmp_path / ".env"
-    env.write_text("LLM_MODEL=from-dotenv\nOPENAI_BASE_URL=http://127.0.0.1:1/v1\n")
+    env.write_text("LLM_MODEL=from-dotenv\nOPENAI_BASE_URL=http://127.0.0.1:1/v1\nHF_HUB_OFFLINE=1\n")
     monkeypatch.setenv("LLM_MODEL", "from-environment")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    assert load_dotenv_file(env)
-    assert os.environ["LLM_MODEL"] == "from-environment"
-    assert os.environ["OPENAI_BASE_URL"] == "http://127.0.0.1:1/v1"
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = dict(os.environ)
+    s = get_settings(dotenv_path=env)
+    assert s.llm_model == "from-environment"
+    assert s.openai_base_url == "http://127.0.0.1:1/v1" and s.hub_offline
+    assert dict(os.environ) == before, "reading settings must not write .env values into os.environ"
 
 
 def test_missing_dotenv_is_fine(tmp_path):
-    assert load_dotenv_file(tmp_path / "nope.env") is False
+    assert read_dotenv(tmp_path / "nope.env") == {}
 
 
 def test_secrets_not_in_repr():

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from helpers.__main__ import run
 from helpers.config import ROOT
-from helpers.data import Chunk
 from helpers.evaluate import (
     METRICS,
     STRATEGIES,
@@ -20,6 +20,8 @@ from helpers.evaluate import (
     load_questions,
     run_eval,
 )
+from helpers.models import choose_models
+from helpers.passage import Passage
 
 SAMPLE_QUESTIONS = ROOT / "data" / "eval" / "sample_questions.jsonl"
 FAQ_QUESTIONS = ROOT / "data" / "eval" / "milvus_faq_questions.jsonl"
@@ -46,8 +48,8 @@ def test_metrics_match_a_hand_computed_example():
 
 def test_qrels_match_labels_by_text():
     chunks = [
-        Chunk("1", "Where does Milvus store data?\n\nIn S3.", "f.md", "t"),
-        Chunk("2", "Other", "f.md", "t"),
+        Passage(id="1", text="Where does Milvus store data?\n\nIn S3.", source="f.md", title="t"),
+        Passage(id="2", text="Other", source="f.md", title="t"),
     ]
     questions = [
         Question("store?", "en", ("Where does Milvus store data?",), 1),
@@ -122,6 +124,7 @@ def test_report_has_every_field(settings, tmp_path):
     report = run_eval(
         subset,
         settings,
+        choose_models(settings),
         corpus="sample",
         dims=(32, 4096),
         instructions=("none", "default", "Find the FAQ entry that answers the question"),
@@ -147,3 +150,5 @@ def test_report_has_every_field(settings, tmp_path):
     assert set(report["ablations"]["dims"]["32"]) == set(STRATEGIES)
     assert "skipped" in report["ablations"]["dims"]["4096"]
     json.dumps(report)  # serialisable
+    # Everything was indexed in a scratch place, now gone: the user's Lite file was never created.
+    assert not Path(settings.milvus_uri).exists()

@@ -81,7 +81,7 @@ def test_stand_in_reranker_is_a_causal_lm(tiny_cross_encoder):
 def test_stand_in_embedder_is_last_token_pooled_qwen3(tiny_embedder):
     st = tiny_embedder.model
     assert type(st[0].model).__name__ == "Qwen3Model"
-    assert st[1].pooling_mode == ["lasttoken"] or "lasttoken" in str(st[1].get_config_dict())
+    assert st[1].pooling_mode == "lasttoken" and st[1].get_config_dict()["pooling_mode"] == "lasttoken"
     assert st.tokenizer.padding_side == "left"
     # Like Qwen3-Embedding: <|endoftext|> is appended, and its hidden state becomes the embedding.
     ids = st.tokenizer("hello")["input_ids"]

@@ -29,7 +29,9 @@ def test_an_archive_given_once_is_remembered(base_settings, tmp_path):
     with zipfile.ZipFile(given, "w") as zf:
         zf.writestr("en/faq/a.md", FAQ_MD)
     cache = tmp_path / "cache"
-    s = base_settings.with_overrides(docs_zip=str(given), cache_dir=str(cache), docs_url="http://127.0.0.1:9/x")
+    s = base_settings.with_overrides(
+        docs_zip=str(given), cache_dir=str(cache), docs_url="http://127.0.0.1:9/x"
+    )
     assert find_archive(s)[0] == given
     later = s.with_overrides(docs_zip="")  # the next run, without MILVUS_DOCS_ZIP
     path, why = find_archive(later, download=False)

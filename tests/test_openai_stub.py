@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import openai
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openai_stub import OpenAIStub
@@ -57,50 +56,3 @@ def test_streaming_chunks_join_to_reply() -> None:
         assert chunks[0].choices[0].delta.role == "assistant"
         assert chunks[-1].choices[0].finish_reason == "stop"
         assert stub.requests[0]["json"]["stream"] is True
-
-
-def test_429_then_success_retries() -> None:
-    """A 429 is retried and the second attempt succeeds."""
-    with OpenAIStub() as stub:
-        stub.faults.append(429)
-        resp = _client(stub, max_retries=2).chat.completions.create(model="gpt-test", messages=MESSAGES)
-        assert resp.choices[0].message.content == stub.reply
-        assert len(stub.requests) == 2
-
-
-def test_401_with_require_key_is_not_retried() -> None:
-    """A wrong key yields AuthenticationError after exactly one request."""
-    with OpenAIStub() as stub:
-        stub.require_key = "the-right-key"
-        with pytest.raises(openai.AuthenticationError):
-            _client(stub, max_retries=2).chat.completions.create(model="gpt-test", messages=MESSAGES)
-        assert len(stub.requests) == 1
-
-
-def test_500_exhausts_retries() -> None:
-    """Three 500s with max_retries=2 raise InternalServerError after 3 requests."""
-    with OpenAIStub() as stub:
-        stub.faults.extend([500, 500, 500])
-        with pytest.raises(openai.InternalServerError):
-            _client(stub, max_retries=2).chat.completions.create(model="gpt-test", messages=MESSAGES)
-        assert len(stub.requests) == 3
-        assert stub.faults == []
-
-
-def test_timeout_fault_raises_api_timeout() -> None:
-    """A slow answer beyond the client timeout raises APITimeoutError."""
-    with OpenAIStub() as stub:
-        stub.faults.append("timeout")
-        stub.timeout_sleep = 1.5
-        with pytest.raises(openai.APITimeoutError):
-            _client(stub, timeout=0.5).chat.completions.create(model="gpt-test", messages=MESSAGES)
-        assert len(stub.requests) == 1
-
-
-def test_disconnect_fault_raises_connection_error() -> None:
-    """A dropped connection raises APIConnectionError."""
-    with OpenAIStub() as stub:
-        stub.faults.append("disconnect")
-        with pytest.raises(openai.APIConnectionError):
-            _client(stub).chat.completions.create(model="gpt-test", messages=MESSAGES)
-        assert len(stub.requests) == 1

@@ -24,7 +24,7 @@ from openai_stub import OpenAIStub
 from procs import child_env, read_line, stop
 
 from helpers.__main__ import run
-from helpers.config import ConfigError, load_dotenv_file
+from helpers.config import ConfigError, Settings, read_dotenv
 from helpers.data import (
     ARCHIVE_NAME,
     STALE_PART_S,
@@ -34,9 +34,11 @@ from helpers.data import (
     load_corpus,
     markdown_chunks,
 )
-from helpers.embedding import Embedder
+from helpers.models import choose_models
 from helpers.pipeline import CHARS_PER_TOKEN, QUESTION_MAX_CHARS, RAG
 from helpers.store import MAX_TOP_K, StoreError, connect
+
+OFFLINE = choose_models(Settings(models="offline"))  # resolves without the hub
 
 FAKE_KEY = "fake-key-for-tests-0042"  # obviously fake; must never show up in any output
 QUESTION = "Where does Milvus Lite keep its data?"
@@ -54,7 +56,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 def indexed(base_settings, minilm, tmp_path_factory) -> RAG:
     """The sample corpus in a Milvus Lite file, shared by the tests that only read it."""
     db = tmp_path_factory.mktemp("reliability") / "milvus.db"
-    rag = RAG(base_settings.with_overrides(milvus_uri=str(db)), embedder=minilm)
+    rag = RAG(base_settings.with_overrides(milvus_uri=str(db)), OFFLINE, embedder=minilm)
     rag.ingest("sample", progress=False)
     return rag
 
@@ -114,8 +116,10 @@ def test_lite_file_held_by_another_process_is_a_clear_error(tmp_path, capfd, mon
 KILLER = """
 import os, signal
 from helpers.config import get_settings
+from helpers.models import choose_models
 from helpers.pipeline import RAG
 from helpers.store import MilvusStore
+
 
 upsert, embed_and_upsert, calls = MilvusStore.upsert, RAG._embed_and_upsert, []
 
@@ -129,7 +133,8 @@ def upsert_then_die(self, chunks, vectors, batch_size=256):
 
 MilvusStore.upsert = upsert_then_die
 RAG._embed_and_upsert = lambda self, chunks, progress, batch=64: embed_and_upsert(self, chunks, progress, 8)
-RAG(get_settings(use_dotenv=False)).ingest("sample", progress=False)
+settings = get_settings(use_dotenv=False)
+RAG(settings, choose_models(settings)).ingest("sample", progress=False)
 print("finished without being killed", flush=True)
 """
 
@@ -146,7 +151,9 @@ def test_ingest_killed_with_sigkill_then_rerun_completes_without_duplicates(tmp_
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
     assert "upserted batch 2: 8 rows" in done.stdout and "finished" not in done.stdout
 
-    rag = RAG(base_settings.with_overrides(milvus_uri=str(db), collection="milvus_faq"), embedder=minilm)
+    rag = RAG(
+        base_settings.with_overrides(milvus_uri=str(db), collection="milvus_faq"), OFFLINE, embedder=minilm
+    )
     kept = rag.store.count()
     n = _n_chunks()
     assert 0 < kept < n, "the killed run stored part of the corpus"
@@ -161,7 +168,7 @@ def test_unreachable_milvus_uri_is_a_clear_error_within_30_s(base_settings, monk
     uri = f"http://127.0.0.1:{_closed_port()}"
     start = time.monotonic()
     with pytest.raises(StoreError) as info:
-        RAG(base_settings.with_overrides(milvus_uri=uri)).store  # noqa: B018 (connects)
+        RAG(base_settings.with_overrides(milvus_uri=uri), OFFLINE).store  # noqa: B018 (connects)
     assert time.monotonic() - start < 30
     message = str(info.value)
     assert f"Could not connect to the Milvus server at {uri}" in message
@@ -187,44 +194,20 @@ def test_milvus_server_that_never_answers_times_out_within_30_s():
 # --- LLM endpoint faults: bounded retries, then the sources and an extractive answer ---------------
 
 
-@pytest.mark.parametrize(
-    ("fault", "needle", "attempts"),
-    [
-        ("401", "rejected the API key (401)", 1),
-        (429, "kept answering 429", 3),
-        (500, "answered HTTP 500 after 3 attempts", 3),
-        ("timeout", "did not answer within 0.5 s", 2),
-        ("refused", "Could not connect to the LLM endpoint", 0),
-    ],
-)
-def test_ask_keeps_the_sources_when_the_llm_fails(indexed, minilm, fault, needle, attempts):
+def test_ask_keeps_the_sources_when_the_llm_fails(indexed, minilm):
+    """The answer falls back to the best source, with the reason; the message wording per fault is
+    tested once, in test_generate."""
     with OpenAIStub() as stub:
-        base_url = stub.base_url
-        if fault == "401":
-            stub.require_key = "another-key"
-        elif fault == "timeout":
-            stub.faults += ["timeout"] * 2
-            stub.timeout_sleep = 1.5
-        elif fault == "refused":
-            base_url = f"http://127.0.0.1:{_closed_port()}/v1"
-        else:
-            stub.faults += [fault] * 3
-        retries = 1 if fault == "timeout" else 2
+        stub.faults += [500] * 3
         settings = indexed.settings.with_overrides(
-            openai_base_url=base_url,
-            openai_api_key=FAKE_KEY,
-            llm_model="m",
-            llm_max_retries=retries,
-            llm_timeout_s=0.5 if fault == "timeout" else 10.0,
+            openai_base_url=stub.base_url, openai_api_key=FAKE_KEY, llm_model="m", llm_max_retries=2
         )
-        start = time.monotonic()
-        result = RAG(settings, embedder=minilm).ask(QUESTION, top_k=5, top_n=2)
-        assert time.monotonic() - start < 30
-        assert len(stub.requests) == attempts, "retries are bounded by LLM_MAX_RETRIES"
+        result = RAG(settings, indexed.choice, embedder=minilm).ask(QUESTION, top_k=5, top_n=2)
+        assert len(stub.requests) == 3, "retries are bounded by LLM_MAX_RETRIES"
     assert len(result.sources) == 2 and all(s.text for s in result.sources)
     assert result.answer_backend.startswith("extractive")
     assert "the LLM call failed" in result.answer and result.sources[0].text.strip() in result.answer
-    assert any(needle in note for note in result.notes), result.notes
+    assert any("answered HTTP 500 after 3 attempts" in note for note in result.notes), result.notes
     assert FAKE_KEY not in json.dumps(result.as_json())
 
 
@@ -286,7 +269,7 @@ def test_corpus_without_passages_is_refused_and_the_index_kept(indexed, tmp_path
 
 def test_embedding_dimension_that_differs_from_the_collection(indexed, minilm):
     """A Matryoshka-truncated embedder (128-d) against the 384-d collection: refused, not garbage."""
-    small = RAG(indexed.settings, embedder=Embedder(minilm.model, minilm.model_id, dim=128))
+    small = RAG(indexed.settings, OFFLINE, embedder=minilm.with_dim(128))
     with pytest.raises(StoreError, match=r"at dim 384, but the query uses .* at dim 128.*--rebuild"):
         small.retrieve(QUESTION, "dense", 3)
     with pytest.raises(StoreError, match="--rebuild"):
@@ -304,9 +287,9 @@ def test_malformed_dotenv_lines_are_skipped_with_a_warning(tmp_path, monkeypatch
     )
     for name in ("LLM_MODEL", "OPENAI_API_KEY", "MILVUS_COLLECTION", "RAG_DEVICE"):
         monkeypatch.delenv(name, raising=False)
-    assert load_dotenv_file(env)
-    assert os.environ["LLM_MODEL"] == "from-dotenv" and os.environ["RAG_DEVICE"] == "cpu"
-    assert "OPENAI_API_KEY" not in os.environ and "MILVUS_COLLECTION" not in os.environ
+    values = read_dotenv(env)
+    assert values["LLM_MODEL"] == "from-dotenv" and values["RAG_DEVICE"] == "cpu"
+    assert "OPENAI_API_KEY" not in values and "MILVUS_COLLECTION" not in values
     assert "could not parse statement starting at line 2" in caplog.text
     assert "line 3" in caplog.text and FAKE_KEY not in caplog.text, "the warning never shows the value"
 
@@ -315,7 +298,7 @@ def test_binary_dotenv_is_a_clear_config_error(tmp_path):
     env = tmp_path / ".env"
     env.write_bytes(b"A=1\n\xff\xfe\x00\x80garbage\n")
     with pytest.raises(ConfigError, match=r"Could not read .*\.env.*Fix or delete the file"):
-        load_dotenv_file(env)
+        read_dotenv(env)
 
 
 # --- the archive: interrupted downloads, stale part files, a truncated MILVUS_DOCS_ZIP ---------------
@@ -428,7 +411,7 @@ def test_hostile_document_stays_inside_the_context(base_settings, minilm, tmp_pa
             openai_api_key=FAKE_KEY,
             llm_max_retries=0,
         )
-        rag = RAG(settings, embedder=minilm)
+        rag = RAG(settings, OFFLINE, embedder=minilm)
         assert rag.ingest(str(corpus), progress=False).rows == 2
         result = rag.ask("How do I reset Milvus?", top_k=2, top_n=2)
         messages = stub.requests[0]["json"]["messages"]

@@ -120,7 +120,7 @@ def test_the_qwen3_kit_takes_the_replica_folders(qwen3_settings, replicas):
 
 
 def test_embedding_replica_through_load_embedder(qwen3_settings):
-    st = load_embedder(settings=qwen3_settings)
+    st = load_embedder(qwen3_settings.embedding_model, qwen3_settings)
     assert type(st[0].model).__name__ == "Qwen3Model" and st.tokenizer.padding_side == "left"
     assert st.tokenizer("yes")["input_ids"] == [9693, 151643]
     embedder = Embedder(st, qwen3_settings.embedding_model)
@@ -138,7 +138,7 @@ def test_embedding_replica_through_load_embedder(qwen3_settings):
 
 
 def test_reranker_replica_fast_path_equals_the_reference(qwen3_settings):
-    ce = load_reranker(settings=qwen3_settings)
+    ce = load_reranker(qwen3_settings.reranker_model, qwen3_settings)
     assert type(ce.model).__name__ == "Qwen3ForCausalLM"
     assert ce.tokenizer.convert_tokens_to_ids(["yes", "no"]) == [9693, 2152]
     reranker = Reranker(ce, qwen3_settings.reranker_model)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from helpers.config import DEFAULT_RERANK_TASK
+from helpers.passage import Passage
 from helpers.rerank import PREFIX, SUFFIX, Reranker, format_pair, full_prompt, reference_scores
 
 QUERY = "How is data stored in milvus?"
@@ -40,11 +41,22 @@ def test_prompt_matches_the_model_card():
     assert format_pair("q", "d").startswith(f"<Instruct>: {DEFAULT_RERANK_TASK}\n")
 
 
-def test_chat_template_renders_the_exact_prompt(tiny_cross_encoder):
-    features = tiny_cross_encoder.preprocess([(QUERY, DOCS[0])])
+@pytest.mark.parametrize("instruction", [None, "", "Find answers"])
+def test_chat_template_renders_the_exact_prompt(tiny_cross_encoder, instruction):
+    kwargs = {} if instruction is None else {"chat_template": {"instruction": instruction}}
+    features = tiny_cross_encoder.preprocess([(QUERY, DOCS[0])], processing_kwargs=kwargs)
     ids = features["input_ids"][0].tolist()
-    expected = tiny_cross_encoder.tokenizer.encode(full_prompt(QUERY, DOCS[0]), add_special_tokens=False)
-    assert ids == expected
+    prompt = full_prompt(QUERY, DOCS[0], instruction)
+    assert ids == tiny_cross_encoder.tokenizer.encode(prompt, add_special_tokens=False)
+    assert ("<Instruct>:" in prompt) == (instruction != "")
+
+
+def test_no_instruction_means_none_for_the_reranker_as_for_the_embedder(reranker, tiny_cross_encoder):
+    """`--instruction none` ("") drops the <Instruct> line, as the embedder embeds a bare query for ""."""
+    assert format_pair("q", "d", "") == "<Query>: q\n<Document>: d"
+    bare = reranker.score(QUERY, DOCS, instruction="")
+    np.testing.assert_allclose(bare, _reference(tiny_cross_encoder, QUERY, DOCS, ""), atol=1e-4)
+    assert not np.allclose(bare, reranker.score(QUERY, DOCS), atol=1e-4)
 
 
 @pytest.mark.parametrize("n_docs", [1, 2, 5, 7])
@@ -82,9 +94,12 @@ def test_batches_respect_the_token_budget(reranker):
 
 def test_rerank_sorts_and_cuts(reranker):
     scores = reranker.score(QUERY, DOCS)
-    ranked = reranker.rerank(QUERY, DOCS, top_n=3)
-    assert [r.index for r in ranked] == list(np.argsort(-scores, kind="stable")[:3])
-    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+    passages = [Passage(id=f"p{i}", text=d, score=float(i)) for i, d in enumerate(DOCS)]
+    ranked = reranker.rerank(QUERY, passages, top_n=3)
+    order = list(np.argsort(-scores, kind="stable")[:3])
+    assert [p.id for p in ranked] == [f"p{i}" for i in order]
+    assert [p.rerank_score for p in ranked] == pytest.approx([float(scores[i]) for i in order])
+    assert [p.score for p in ranked] == [float(i) for i in order], "the retrieval score is kept"
 
 
 def test_long_documents_are_capped_and_keep_the_suffix(tiny_cross_encoder):

@@ -15,7 +15,8 @@ import pytest
 from openai_stub import OpenAIStub
 
 from helpers.config import ROOT, Settings, ask_for_key, get_settings
-from helpers.generate import LLMError, Source, generate
+from helpers.generate import LLMError, generate
+from helpers.passage import Passage
 
 # Patterns for real credentials. Test fakes are chosen so that they match none of them.
 KEY_PATTERNS = {
@@ -117,29 +118,36 @@ def test_dotenv_is_git_ignored():
     assert done.returncode == 0, ".env must be listed in .gitignore"
 
 
-def test_ask_for_key_prompts_hidden_and_sets_only_the_environment(monkeypatch, capsys, tmp_path):
+def test_ask_for_key_prompts_hidden_and_writes_nothing(monkeypatch, capsys, tmp_path):
     fake = "fake-typed-key-0042"
     prompts = []
     monkeypatch.setattr("getpass.getpass", lambda prompt="": prompts.append(prompt) or f"  {fake}\n")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert ask_for_key() is True
-    assert os.environ["OPENAI_API_KEY"] == fake and "OPENAI_API_KEY" in prompts[0]
-    assert get_settings(use_dotenv=False).openai_api_key == fake
-    assert ask_for_key() is True and len(prompts) == 1, "an existing key is not asked for again"
+    key = ask_for_key()
+    assert key == fake and "OPENAI_API_KEY" in prompts[0] and "hidden" in prompts[0]
+    assert "OPENAI_API_KEY" not in os.environ, "the key goes into settings, not the process environment"
+    s = get_settings(use_dotenv=False).with_overrides(openai_api_key=key)
+    assert s.llm_configured and fake not in repr(s)
     out = capsys.readouterr()
     assert fake not in out.out + out.err
     assert list(tmp_path.iterdir()) == [], "nothing is written to disk"
-    monkeypatch.delenv("OPENAI_API_KEY")
     monkeypatch.setattr("getpass.getpass", lambda prompt="": "")
-    assert ask_for_key() is False and "OPENAI_API_KEY" not in os.environ
+    assert ask_for_key() == ""
 
 
 def test_key_never_reaches_output_logs_or_errors(caplog, capfd):
     """Success and failure paths with every logger at DEBUG: the key appears nowhere."""
     key = "fake-key-for-tests-0042"
     caplog.set_level(logging.DEBUG)
-    sources = [Source("Milvus persists segments in object storage.", "Storage", "storage.md")]
+    sources = [
+        Passage(
+            id="storage.md",
+            text="Milvus persists segments in object storage.",
+            title="Storage",
+            source="storage.md",
+        )
+    ]
     with OpenAIStub() as stub:
         settings = Settings().with_overrides(
             openai_api_key=key, openai_base_url=stub.base_url, llm_max_retries=1, milvus_token=key

@@ -18,9 +18,14 @@ import pytest
 from openai_stub import OpenAIStub
 from procs import child_env, is_loopback, read_line, stop
 
-from helpers.data import Chunk, load_corpus, markdown_chunks
+from helpers.config import Settings
+from helpers.data import load_corpus, markdown_chunks
+from helpers.models import choose_models
+from helpers.passage import Passage
 from helpers.pipeline import RAG
 from helpers.store import SEARCH_MODES, connect, lite_server
+
+OFFLINE = choose_models(Settings(models="offline"))  # resolves without the hub
 
 QUESTION = "How does hybrid search fuse BM25 and dense results?"
 
@@ -35,12 +40,12 @@ def server(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def remote(server, base_settings, minilm) -> RAG:
     """The sample corpus ingested through the server."""
-    rag = RAG(base_settings.with_overrides(milvus_uri=server, collection="course"), embedder=minilm)
+    rag = RAG(base_settings.with_overrides(milvus_uri=server, collection="course"), OFFLINE, embedder=minilm)
     rag.ingest("sample", progress=False)
     return rag
 
 
-def _chunks() -> list[Chunk]:
+def _chunks() -> list[Passage]:
     return markdown_chunks(load_corpus("sample").documents)
 
 
@@ -64,7 +69,7 @@ def test_search_modes_through_the_server(remote, mode):
 
 
 def test_server_and_lite_file_give_the_same_results(remote, base_settings, minilm, tmp_path):
-    lite = RAG(base_settings.with_overrides(milvus_uri=str(tmp_path / "lite.db")), embedder=minilm)
+    lite = RAG(base_settings.with_overrides(milvus_uri=str(tmp_path / "lite.db")), OFFLINE, embedder=minilm)
     lite.ingest("sample", progress=False)
     for mode in SEARCH_MODES:
         assert [h.id for h in remote.retrieve(QUESTION, mode, 5)] == [
@@ -78,7 +83,9 @@ def test_ask_through_the_server(remote, minilm):
     assert result.answer_backend.startswith("extractive")
     with OpenAIStub(reply="In a local folder [1].") as stub:
         settings = remote.settings.with_overrides(openai_base_url=stub.base_url, llm_max_retries=0)
-        answered = RAG(settings, embedder=minilm).ask("Where does Milvus Lite keep its data?", top_n=2)
+        answered = RAG(settings, OFFLINE, embedder=minilm).ask(
+            "Where does Milvus Lite keep its data?", top_n=2
+        )
         assert answered.answer == stub.reply and answered.answer_backend == settings.llm_model
         assert [s.id for s in answered.sources] == [s.id for s in result.sources]
 
@@ -86,6 +93,7 @@ def test_ask_through_the_server(remote, minilm):
 SEARCHER = """
 import json, os, sys, time
 from helpers.store import MilvusStore, connect
+
 
 uri, collection, vectors_file, stop_file, lo, hi = sys.argv[1:7]
 vectors = json.loads(open(vectors_file).read())
@@ -116,11 +124,18 @@ def test_searches_while_another_process_ingests(server, base_settings, minilm, t
     """One process ingests (CLI, MILVUS_URI=http://...) while four others search the same collection."""
     chunks = _chunks()
     n, half = len(chunks), len(chunks) // 2
-    rag = RAG(base_settings.with_overrides(milvus_uri=server, collection="concurrent"), embedder=minilm)
+    rag = RAG(
+        base_settings.with_overrides(milvus_uri=server, collection="concurrent"), OFFLINE, embedder=minilm
+    )
     store = rag.store
     store.drop()
     store.create(minilm.dim, minilm.model_id)
-    stale = Chunk("stale-passage-0001", "#### Gone?\n\nA passage that left the corpus.", "gone.md", "Gone?")
+    stale = Passage(
+        id="stale-passage-0001",
+        text="#### Gone?\n\nA passage that left the corpus.",
+        source="gone.md",
+        title="Gone?",
+    )
     first = [*chunks[:half], stale]
     store.upsert(first, minilm.encode_documents([c.text for c in first]))
 
