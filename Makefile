@@ -15,6 +15,10 @@ UV_VERSION  ?= 0.13.9
 LOCK_ARGS   ?=
 LAB_ARGS    ?=
 BIN         := $(VENV)/bin
+# Infinity, the model server the remote-backend tests start, lives in a virtual environment of its own.
+INFINITY_VENV ?= .venv-infinity
+INFINITY      := $(CURDIR)/$(INFINITY_VENV)/bin/infinity_emb
+INFINITY_STAMP := $(INFINITY_VENV)/.installed
 PY          := $(BIN)/python
 STAMP       := $(VENV)/.installed
 QUESTION    ?= How is data stored in milvus?
@@ -22,10 +26,11 @@ QUESTION    ?= How is data stored in milvus?
 # use their own Milvus Lite file, so an open JupyterLab kernel holding data/milvus_rag.db is no obstacle.
 TEST_LITE   := $(CURDIR)/data/cache/test.db
 TEST_ENV    := RAG_MODELS=offline HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OPENAI_API_KEY= OPENAI_BASE_URL= \
-               LLM_MODEL=gpt-4o MILVUS_URI= RAG_LITE_FILE=$(TEST_LITE) MILVUS_COLLECTION=milvus_faq
+               LLM_MODEL=gpt-4o MILVUS_URI= RAG_LITE_FILE=$(TEST_LITE) MILVUS_COLLECTION=milvus_faq \
+               RAG_EMBEDDING_URL= RAG_RERANK_URL= RAG_MODEL_API_KEY= RAG_INFINITY=$(INFINITY)
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: install demo test lint notebooks lab lock clean check-python
+.PHONY: install demo test lint notebooks lab lock clean check-python infinity
 .DEFAULT_GOAL := install
 
 # transformers 5 and pandas 3 need Python 3.11+. Checks the Python of an existing $(VENV), else $(PYTHON),
@@ -59,6 +64,16 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# The model server for the remote-backend tests (see requirements-infinity.lock); about 1.5 GB.
+$(INFINITY_STAMP): requirements-infinity.lock | check-python
+	$(PYTHON) -m venv $(INFINITY_VENV)
+	$(INFINITY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFINITY_VENV)/bin/python -c "import torch" 2>/dev/null || $(INFINITY_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(INFINITY_VENV)/bin/python -m pip install --quiet -r requirements-infinity.lock
+	touch $(INFINITY_STAMP)
+
+infinity: $(INFINITY_STAMP)
+
 # Re-resolve requirements.lock from requirements.txt with uv: pins that still fit are kept, and
 # LOCK_ARGS=--upgrade takes the newest allowed versions. One lock for Linux, macOS and Windows, Python
 # 3.11+. torch and its CUDA wheels stay out of it: TORCH_SPEC installs torch first.
@@ -74,7 +89,7 @@ demo: $(STAMP)
 
 # Each notebook builds its own Milvus Lite file on first use, as in a fresh clone: start from none, so
 # `make test` and `make notebooks` see what CI and a new learner see.
-test: $(STAMP)
+test: $(STAMP) $(INFINITY_STAMP)
 	rm -rf $(dir $(TEST_LITE))notebooks
 	$(TEST_ENV) $(PY) -m pytest tests notebooks $(NBVAL)
 
@@ -91,4 +106,4 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks/
 
 clean:
-	rm -rf $(VENV) data/cache data/notebooks data/*.db .pytest_cache
+	rm -rf $(VENV) $(INFINITY_VENV) data/cache data/notebooks data/*.db .pytest_cache

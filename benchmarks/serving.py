@@ -1,0 +1,120 @@
+"""Served models: embedding throughput through a server against in-process, and what HTTP adds to `ask`.
+
+One machine, one model, one corpus. The server is Infinity (from .venv-infinity, started here on
+127.0.0.1, sharing the machine's cores with this process); the model is the offline kit's
+all-MiniLM-L6-v2, the only real embedder available offline. The in-process baseline is
+sentence-transformers' own batched `encode`, the best a user would otherwise write, plus helpers'
+`Embedder`. `ask` compares the same pipeline with the models in-process and served (the tiny Qwen3
+reranker stand-in, converted for the server: timing only, its scores mean nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import best_of, percentiles
+from benchmarks.corpus import QUESTIONS, faq_passages, synthetic
+from helpers.config import ROOT
+from helpers.embedding import Embedder
+from helpers.models import MINILM_ID, TINY_RERANKER_ID, choose_models, load_embedder, model_path
+from helpers.pipeline import RAG
+from helpers.remote import RemoteEmbedder, embedding_endpoint
+from helpers.servers import infinity_server
+from helpers.standins import as_sequence_classifier
+
+
+def _infinity() -> str:
+    exe = os.environ.get("RAG_INFINITY") or str(ROOT / ".venv-infinity" / "bin" / "infinity_emb")
+    if not Path(exe).is_file():
+        raise SystemExit(f"{exe} is missing: run `make infinity` first (or set RAG_INFINITY).")
+    return exe
+
+
+def _throughput(settings, url: str, texts: list[str], tokens: int, device: str) -> dict:
+    st = load_embedder(MINILM_ID, settings)
+    st.encode(texts[:8])  # warm-up
+    endpoint = embedding_endpoint(settings.with_overrides(embedding_url=url), MINILM_ID)
+    runs = {}
+    for name, fn in {
+        "st.encode batch 32 (in-process)": lambda: st.encode(texts, batch_size=32, normalize_embeddings=True),
+        "helpers Embedder (in-process)": lambda: Embedder(st, MINILM_ID).encode_documents(texts),
+        "served, requests of 32": lambda: RemoteEmbedder(endpoint, batch_size=32).encode_documents(texts),
+        "served, requests of 128": lambda: RemoteEmbedder(endpoint, batch_size=128).encode_documents(texts),
+    }.items():
+        seconds, vectors = best_of(fn, 3, device)
+        runs[name] = {
+            "seconds": round(seconds, 3),
+            "passages_per_s": round(len(texts) / seconds, 1),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "vectors": np.asarray(vectors, dtype=np.float32),
+        }
+    base = runs["st.encode batch 32 (in-process)"]
+    reference = base["vectors"]
+    for row in runs.values():
+        row["speedup_vs_st_encode"] = round(base["seconds"] / row["seconds"], 3)
+        row["max_abs_diff_vs_st_encode"] = float(np.abs(row.pop("vectors") - reference).max())
+    return runs
+
+
+def _ask_latency(settings, url: str, questions: list[str]) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, overrides, reranker in (
+            ("in-process", {}, "stand-in"),
+            (
+                "served",
+                {
+                    "embedding_url": url,
+                    "rerank_url": url,
+                    "embedding_model": MINILM_ID,
+                    "reranker_model": TINY_RERANKER_ID,
+                },
+                "qwen3",
+            ),
+        ):
+            s = settings.with_overrides(
+                milvus_uri=str(Path(tmp) / f"{label}.db"), openai_api_key="", openai_base_url="", **overrides
+            )
+            rag = RAG(s, choose_models(s))
+            rag.ingest("milvus-faq", progress=False)
+            rag.ask(questions[0], reranker=reranker, retrieval="hybrid")  # warm-up: loads or connects
+            stages: dict[str, list[float]] = {}
+            for q in questions:
+                result = rag.ask(q, top_k=10, top_n=3, retrieval="hybrid", reranker=reranker)
+                for stage, ms in result.timings_ms.items():
+                    stages.setdefault(stage, []).append(ms)
+            rag.close()
+            out[label] = {stage: percentiles(v) for stage, v in stages.items()}
+    return out
+
+
+def run(settings, device: str, quick: bool, only: str = "") -> dict:
+    """Throughput over the FAQ (and 2,000 synthetic passages unless quick), then `ask` per stage."""
+    settings = settings.with_overrides(models="offline", device="cpu")
+    faq, corpus = faq_passages(settings)
+    inputs = {corpus: faq} if quick else {corpus: faq, "synthetic 2k": synthetic(faq, 2000)}
+    with tempfile.TemporaryDirectory() as tmp:
+        reranker = as_sequence_classifier(Path(model_path(TINY_RERANKER_ID, settings)), Path(tmp) / "seq-cls")
+        models = {MINILM_ID: Path(model_path(MINILM_ID, settings)), TINY_RERANKER_ID: reranker}
+        with infinity_server(_infinity(), models, home=Path(tmp) / "home") as url:
+            st = load_embedder(MINILM_ID, settings)
+            throughput = {}
+            for name, texts in inputs.items():
+                tokens = sum(len(ids) for ids in st.tokenizer(texts)["input_ids"])
+                throughput[name] = {
+                    "passages": len(texts),
+                    "tokens": tokens,
+                    **_throughput(settings, url, texts, tokens, "cpu"),
+                }
+            ask = _ask_latency(settings, url, QUESTIONS[:5] if quick else QUESTIONS)
+    return {
+        "server": "Infinity 0.0.78 (infinity_emb v2, torch engine, CPU, float32) on 127.0.0.1, same machine",
+        "embedding": MINILM_ID,
+        "reranker": f"{TINY_RERANKER_ID} (random weights; timing only)",
+        "throughput": throughput,
+        "ask_latency_ms": ask,
+    }
