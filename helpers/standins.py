@@ -405,9 +405,7 @@ def _write_model(kind: str, dest: Path, shape: dict, seed: int, dtype: str) -> N
     """Random Qwen3 weights (fixed seed) plus the hub's config, tokenizer and sentence-transformers files."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Writing model shards" is noise in tests and notebooks
     hub = _hub_config(kind, shape, dtype)
     config = Qwen3Config(
         **{k: hub[k] for k in (*shape, "max_position_embeddings", "rms_norm_eps", "rope_theta")},
@@ -415,10 +413,12 @@ def _write_model(kind: str, dest: Path, shape: dict, seed: int, dtype: str) -> N
         bos_token_id=hub["bos_token_id"],
         eos_token_id=hub["eos_token_id"],
     )
-    torch.manual_seed(seed)
     # The embedding model is stored without its LM head (keys `layers.*`, as on the hub); the reranker
-    # is the whole causal LM, whose tied head reads logit("yes") and logit("no").
-    model = (Qwen3Model if kind == "embedding" else Qwen3ForCausalLM)(config).eval()
+    # is the whole causal LM, whose tied head reads logit("yes") and logit("no"). The seed is set on a
+    # fork of torch's generator state, so the caller's random stream is left as it was.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = (Qwen3Model if kind == "embedding" else Qwen3ForCausalLM)(config).eval()
     model.to(getattr(torch, dtype)).save_pretrained(dest)
     (dest / "config.json").write_text(json.dumps(hub, indent=2) + "\n")
     (dest / "generation_config.json").write_text(json.dumps(_generation_config(kind), indent=2) + "\n")
