@@ -25,6 +25,7 @@ from helpers.data import chunk_documents, load_corpus
 from helpers.models import STAND_IN_LABEL, ModelChoice
 from helpers.passage import Passage
 from helpers.pipeline import RAG
+from helpers.store import connect
 
 STRATEGIES = ("dense", "rerank", "bm25", "hybrid", "hybrid+rerank")
 METRICS = ("recall@1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10")
@@ -230,8 +231,6 @@ def scratch_index(settings: Settings) -> Iterator[Callable[[str], Settings]]:
             yield place
         finally:
             if not settings.is_lite and made:
-                from helpers.store import connect
-
                 client = connect(settings.milvus_uri, settings.milvus_token)
                 for s in made:
                     client.drop_collection(s.collection)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helpers.config import QWEN3_EMBEDDING_ID, Settings, resolve_device, resolve_dtype
+from helpers.rerank import RERANK_CHAT_TEMPLATE
 from helpers.standins import build_tiny_qwen3
 
 if TYPE_CHECKING:
@@ -271,8 +272,6 @@ def load_reranker(model_id: str, settings: Settings) -> CrossEncoder:
     Qwen3-Reranker model card; `CrossEncoder` then scores logit("yes") - logit("no") at the last token.
     """
     from sentence_transformers import CrossEncoder
-
-    from helpers.rerank import RERANK_CHAT_TEMPLATE
 
     return _load(
         "reranker",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from helpers.config import DATA_DIR, Settings, get_settings, resolve_device
+from helpers.data import find_archive
 from helpers.models import MINILM_ID, ModelChoice, choose_models
 from helpers.switches import configure_notebook
 
@@ -62,8 +63,6 @@ def notebook_lite_file(settings: Settings, name: str) -> Settings:
 
 def _find_corpus(settings: Settings) -> tuple[str, str]:
     """The Milvus FAQ when its archive is at hand (or downloads), else the sample corpus; and why."""
-    from helpers.data import find_archive
-
     path, why = find_archive(settings)
     if path is not None:
         return "milvus-faq", "the Milvus 2.4.x FAQ"

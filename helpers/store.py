@@ -22,6 +22,7 @@ import numpy as np
 
 from helpers.config import SERVER_SCHEMES
 from helpers.passage import Passage
+from helpers.servers import ServerError, free_port, listening, running
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -368,8 +369,6 @@ def lite_server(data_dir: str | Path, port: int | None = None, timeout: float = 
     The same gRPC protocol as Milvus Standalone, so everything that works against this URI works
     against a real server. The server is stopped when the block exits.
     """
-    from helpers.servers import ServerError, free_port, listening, running
-
     port = port or free_port()
     exe = shutil.which("milvus-lite", path=str(Path(sys.executable).parent)) or shutil.which("milvus-lite")
     if exe is None:

@@ -236,3 +236,16 @@ def test_lite_server_stops_when_the_block_exits(tmp_path):
     assert not started[0].is_running() or started[0].status() == psutil.STATUS_ZOMBIE
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers after lite_server exited"
+
+
+def test_eval_on_a_server_works_in_scratch_collections_and_removes_them(server, base_settings, tmp_path):
+    """`eval` against a server indexes into temporary collections and drops them, the user's untouched."""
+    from helpers.evaluate import run_eval
+
+    settings = base_settings.with_overrides(milvus_uri=server, collection="course")
+    before = set(connect(server).list_collections())
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"query": QUESTION, "lang": "en", "relevant": ["hybrid"]}) + "\n")
+    report = run_eval(questions, settings, OFFLINE, corpus="sample", strategies=("dense",), dims=(32,))
+    assert report["n_queries"] == 1 and "32" in report["ablations"]["dims"]
+    assert set(connect(server).list_collections()) == before, "no eval_* collection is left behind"
