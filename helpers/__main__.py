@@ -194,8 +194,12 @@ def run(argv: list[str] | None = None) -> int:
         settings = get_settings()
         configure_process(settings.device)
         choice = choose_models(settings)
-        query = {}
-        if args.command == "ask":
+        if args.command == "eval":
+            out = _eval(args, settings, choice)
+        elif args.command == "ingest":
+            out = _ingest(args, RAG(settings, choice))
+        else:
+            rag = RAG(settings, choice)
             query = {
                 "top_k": args.top_k,
                 "top_n": args.top_n,
@@ -203,24 +207,18 @@ def run(argv: list[str] | None = None) -> int:
                 "reranker": args.reranker,
                 "instruction": args.instruction,
             }
-        if args.command == "ask" and not args.json:  # streamed: the printer shows the banner with the sources
-            printer = _AskPrinter(choice)
-            result = RAG(settings, choice).ask(
-                args.question,
-                **query,
-                stream=settings.llm_configured,
-                on_token=lambda t: printer.token(t, settings.llm_model),
-                on_sources=printer.sources,
-            )
-            printer.answer(result)
-            return 0
-        if args.command == "eval":
-            out = _eval(args, settings, choice)
-        elif args.command == "ingest":
-            out = _ingest(args, RAG(settings, choice))
-        else:
-            result = RAG(settings, choice).ask(args.question, **query)
-            out = json.dumps(result.as_json(), indent=2, ensure_ascii=False)
+            if not args.json:  # streamed: the printer shows the banner with the sources
+                printer = _AskPrinter(choice)
+                result = rag.ask(
+                    args.question,
+                    **query,
+                    stream=settings.llm_configured,
+                    on_token=lambda t: printer.token(t, settings.llm_model),
+                    on_sources=printer.sources,
+                )
+                printer.answer(result)
+                return 0
+            out = json.dumps(rag.ask(args.question, **query).as_json(), indent=2, ensure_ascii=False)
         print(choice.banner(), file=sys.stderr, flush=True)
         print(out)
         return 0

@@ -49,7 +49,45 @@ def truncate_normalize(vectors: np.ndarray, dim: int | None = None) -> np.ndarra
     return vectors / np.maximum(norms, 1e-12)
 
 
-class Embedder:
+class Encoder:
+    """What every embedder does around its `_encode`: bare documents, instructed queries, a `dim`.
+
+    Subclasses (`Embedder` here, `RemoteEmbedder` for a server) set `model_id`, `full_dim` and `dim`
+    and define `instruction_aware` and `_encode(texts, prompt)`.
+    """
+
+    model_id: str
+    full_dim: int
+    dim: int
+
+    @property
+    def instruction_aware(self) -> bool:
+        """True for models trained with query instructions."""
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_dim(self, dim: int | None) -> int:
+        """`dim` (None: the full width) after checking it is a width this model has."""
+        if dim is not None and not 1 <= dim <= self.full_dim:
+            raise ValueError(f"dim={dim} is outside 1..{self.full_dim} for {self.model_id}.")
+        return dim or self.full_dim
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        """Embed passages with no instruction; returns float32 rows of unit length."""
+        return self._encode(list(texts), prompt="")
+
+    def encode_queries(self, texts: list[str], instruction: str | None = None) -> np.ndarray:
+        """Embed questions; instruction-aware models get `Instruct: {instruction}\\nQuery:` in front.
+
+        `instruction=""` embeds the bare query (for comparisons); None uses the default task.
+        """
+        prompt = query_prompt(instruction) if self.instruction_aware and instruction != "" else ""
+        return self._encode(list(texts), prompt=prompt)
+
+
+class Embedder(Encoder):
     """A `SentenceTransformer` plus the rules for queries, documents and Matryoshka dimensions."""
 
     def __init__(
@@ -63,9 +101,7 @@ class Embedder:
         self.model = model
         self.model_id = model_id
         self.full_dim = int(model.get_embedding_dimension())
-        if dim is not None and not 1 <= dim <= self.full_dim:
-            raise ValueError(f"dim={dim} is outside 1..{self.full_dim} for {model_id}.")
-        self.dim = dim or self.full_dim
+        self.dim = self._check_dim(dim)
         self.batch_size = batch_size
         # Padded tokens per batch. On a CPU, padding is pure waste and big batches buy no parallelism
         # (measured: all-MiniLM-L6-v2 over the FAQ, batches of 32 ran 0.7x the speed of one text per
@@ -108,15 +144,3 @@ class Embedder:
                 normalize_embeddings=False,
             )
         return truncate_normalize(out, self.dim)
-
-    def encode_documents(self, texts: list[str]) -> np.ndarray:
-        """Embed passages with no instruction; returns float32 rows of unit length."""
-        return self._encode(list(texts), prompt="")
-
-    def encode_queries(self, texts: list[str], instruction: str | None = None) -> np.ndarray:
-        """Embed questions; instruction-aware models get `Instruct: {instruction}\\nQuery:` in front.
-
-        `instruction=""` embeds the bare query (for comparisons); None uses the default task.
-        """
-        prompt = query_prompt(instruction) if self.instruction_aware and instruction != "" else ""
-        return self._encode(list(texts), prompt=prompt)

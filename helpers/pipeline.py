@@ -95,7 +95,7 @@ class RAG:
         choice: ModelChoice,
         *,
         embedder: Embedder | None = None,
-        rerankers: dict[str, Reranker] | None = None,
+        rerankers: dict[str, Ranker] | None = None,
     ):
         self.settings = settings
         self.choice = choice
@@ -277,8 +277,7 @@ class RAG:
 
         When `timings` is given, the milliseconds of `embed_query` (not for bm25) and `search` go in it.
         """
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"Unknown retrieval {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
+        _check_retrieval(mode)
         return self._search(
             self._question(question), mode, limit, instruction, {} if timings is None else timings
         )
@@ -317,8 +316,8 @@ class RAG:
         if top_k < 1 or top_n < 1:
             raise ValueError(f"top-k and top-n must be at least 1 (got top-k={top_k}, top-n={top_n}).")
         which = self.resolve_reranker(reranker)
-        if retrieval is not None and retrieval not in SEARCH_MODES:
-            raise ValueError(f"Unknown retrieval {retrieval!r}: use one of {', '.join(SEARCH_MODES)}.")
+        if retrieval is not None:
+            _check_retrieval(retrieval)
         notes: list[str] = []
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -357,9 +356,7 @@ class RAG:
         result.timings_ms = {k: round(v, 1) for k, v in timings.items()}
         return result
 
-    def _notes(
-        self, requested: str, rr: Reranker | None, retrieval: str, instruction: str | None
-    ) -> list[str]:
+    def _notes(self, requested: str, rr: Ranker | None, retrieval: str, instruction: str | None) -> list[str]:
         """What a reader of the answer should know about how its sources were ranked."""
         notes = []
         if rr is None and requested == "auto" and self.choice.kit == "offline":
@@ -399,7 +396,12 @@ class RAG:
             return Answer(fallback.text.replace(CONFIGURE_HINT, hint), LLM_FAILED_BACKEND)
 
 
-def _label(rr: Reranker) -> str:
+def _check_retrieval(mode: str) -> None:
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"Unknown retrieval {mode!r}: use one of {', '.join(SEARCH_MODES)}.")
+
+
+def _label(rr: Ranker) -> str:
     return f"{rr.model_id}: {STAND_IN_LABEL}" if rr.is_stand_in else rr.model_id
 
 

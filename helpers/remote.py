@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.config import Settings
-from helpers.embedding import query_prompt, truncate_normalize
+from helpers.embedding import Encoder, truncate_normalize
 from helpers.endpoints import Endpoint
 from helpers.models import is_stand_in
 from helpers.rerank import Ranker, split_prompt
@@ -57,18 +57,24 @@ def is_qwen3(model_id: str, kind: str) -> bool:
     return "qwen3" in name and kind in name
 
 
-class RemoteEmbedder:
+class RemoteEmbedder(Encoder):
     """`Embedder`'s interface over an OpenAI-compatible embeddings route, in batches."""
 
-    def __init__(self, endpoint: Endpoint, dim: int | None = None, batch_size: int = 64, client=None):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        dim: int | None = None,
+        batch_size: int = 64,
+        client=None,
+        full_dim: int | None = None,
+    ):
         self.endpoint = endpoint
         self.model_id = endpoint.model
         self.batch_size = batch_size
         self.client = client or endpoint.client()
-        self.full_dim = len(self._call(["dimension probe"])[0])  # fails fast: unreachable, unknown model
-        if dim is not None and not 1 <= dim <= self.full_dim:
-            raise ValueError(f"dim={dim} is outside 1..{self.full_dim} for {self.model_id}.")
-        self.dim = dim or self.full_dim
+        # Unless known, ask the server once: this also fails fast when it is unreachable or lacks the model.
+        self.full_dim = full_dim or len(self._call(["dimension probe"])[0])
+        self.dim = self._check_dim(dim)
         self.max_tokens = SERVED_MAX_TOKENS
 
     @property
@@ -78,7 +84,7 @@ class RemoteEmbedder:
 
     def with_dim(self, dim: int | None) -> RemoteEmbedder:
         """The same server giving vectors cut to a Matryoshka dimension (None: full)."""
-        return RemoteEmbedder(self.endpoint, dim, self.batch_size, self.client)
+        return RemoteEmbedder(self.endpoint, dim, self.batch_size, self.client, self.full_dim)
 
     def _call(self, texts: list[str]) -> list[list[float]]:
         import openai
@@ -97,9 +103,10 @@ class RemoteEmbedder:
             )
         return vectors
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        texts = [prompt + t for t in texts]  # servers apply no sentence-transformers prompt
         out = []
         for start in range(0, len(texts), self.batch_size):
             out += self._call(texts[start : start + self.batch_size])
@@ -110,15 +117,6 @@ class RemoteEmbedder:
                 f"{self.full_dim} to {vectors.shape[1]}: another model answers. Check RAG_EMBEDDING_MODEL."
             )
         return truncate_normalize(vectors, self.dim)
-
-    def encode_documents(self, texts: list[str]) -> np.ndarray:
-        """Embed passages with no instruction; returns float32 rows of unit length."""
-        return self._encode(list(texts))
-
-    def encode_queries(self, texts: list[str], instruction: str | None = None) -> np.ndarray:
-        """Embed questions; Qwen3-Embedding gets `Instruct: {instruction}\\nQuery:` in front (as locally)."""
-        prompt = query_prompt(instruction) if self.instruction_aware and instruction != "" else ""
-        return self._encode([prompt + t for t in texts])
 
 
 class RemoteReranker(Ranker):
