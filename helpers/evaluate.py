@@ -28,6 +28,7 @@ from helpers.pipeline import RAG
 from helpers.store import connect
 
 STRATEGIES = ("dense", "rerank", "bm25", "hybrid", "hybrid+rerank")
+UNRERANKED = ("dense", "bm25", "hybrid")
 METRICS = ("recall@1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 _BASE_MODE = {
     "dense": "dense",
@@ -107,14 +108,21 @@ def build_qrels(questions: list[Question], chunks: list[Passage]) -> dict[str, d
 
 def compute_metrics(
     qrels: dict, run: dict, metrics=METRICS
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Mean and per-query values of `metrics` with ranx (queries absent from the run score 0)."""
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Mean and per-question values of `metrics` with ranx; per-question values keyed by question id.
+
+    Questions absent from the run score 0. ranx's `return_mean=False` arrays come in sorted-id order
+    (q1, q10, q11, ..., q2), not in the order of your questions, so they are read by id here: ranx keeps
+    them per id in the run's `scores`.
+    """
     from ranx import Qrels, Run, evaluate
 
+    ranx_run = Run(run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba's type-safety chatter
-        per_query = evaluate(Qrels(qrels), Run(run), list(metrics), return_mean=False, make_comparable=True)
-    means = {m: float(np.mean(per_query[m])) for m in metrics}
+        evaluate(Qrels(qrels), ranx_run, list(metrics), make_comparable=True)
+    per_query = {m: {qid: float(v) for qid, v in ranx_run.scores[m].items()} for m in metrics}
+    means = {m: float(np.mean(list(per_query[m].values()))) for m in metrics}
     return means, per_query
 
 
@@ -158,7 +166,16 @@ def run_strategy(
 
 
 def _reranker_kind(rag: RAG) -> str:
-    return "qwen3" if rag.choice.kit == "qwen3" else "stand-in"
+    """The trained reranker where the kit has one (Qwen3, or served); else the random stand-in."""
+    return "stand-in" if rag.resolve_reranker("auto") == "none" else "qwen3"
+
+
+def default_strategies(rag: RAG) -> tuple[str, ...]:
+    """Every strategy when a trained reranker runs; without one, the three that need no reranker.
+
+    A random stand-in's "reranked" rows would only measure noise; ask for them with `strategies`.
+    """
+    return UNRERANKED if rag.resolve_reranker("auto") == "none" else STRATEGIES
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -197,11 +214,9 @@ def evaluate_strategies(
             rr = rag.reranker(_reranker_kind(rag))
             entry["reranker"] = STAND_IN_LABEL if rr.is_stand_in else rr.model_id
         out["strategies"][name] = entry
-        order = {q.qid: i for i, q in enumerate(judged)}
         for lang, qids in by_lang.items():
-            idx = [order[qid] for qid in qids]
             out["per_language"][lang][name] = {
-                m: round(float(np.mean(per_query[m][idx])), 4) for m in METRICS
+                m: round(float(np.mean([per_query[m][qid] for qid in qids])), 4) for m in METRICS
             }
         out["latency_ms"][name] = {stage: _percentiles(v) for stage, v in latency.items()}
     out["n_queries"] = len(judged)
@@ -243,7 +258,7 @@ def run_eval(
     choice: ModelChoice,
     corpus: str = "milvus-faq",
     chunker: str = "markdown",
-    strategies: tuple[str, ...] = STRATEGIES,
+    strategies: tuple[str, ...] | None = None,
     k: int = 10,
     instruction: str | None = None,
     dims: tuple[int, ...] = (),
@@ -256,15 +271,21 @@ def run_eval(
     The corpus is indexed into a scratch collection (`scratch_index`), removed at the end.
     `instructions` holds ablation settings: `none` (no instruction, for the embedder and the reranker
     alike), `default`, or a custom task. `ablation_strategies` limits the ablations to some strategies
-    (default: `strategies`). `progress(items, total, label)` wraps each question loop.
+    (default: `strategies`, which defaults to `default_strategies`). `progress(items, total, label)`
+    wraps each question loop.
     """
-    ablation_strategies = ablation_strategies or strategies
     questions = load_questions(queries)
     loaded = load_corpus(corpus, settings)
     chunks = chunk_documents(loaded.documents, chunker)
+    if not build_qrels(questions, chunks):  # before anything is embedded
+        raise EvalDataError(_no_labels(queries, loaded.name, loaded.origin))
+    # The corpus once more for ingest, by the name it resolved to: a fallback is announced only once.
+    corpus = "sample" if loaded.name == "sample" else corpus
     with scratch_index(settings) as place:
         rag = RAG(place("full"), choice)
         opened = [rag]
+        strategies = strategies or default_strategies(rag)
+        ablation_strategies = ablation_strategies or strategies
         try:
             rag.ingest(corpus, chunker, progress=False)
             report = {
@@ -305,6 +326,18 @@ def run_eval(
     return report
 
 
+def _no_labels(queries: str | Path, corpus: str, origin: str) -> str:
+    """Why no question can be scored, and which questions file fits the corpus that was loaded."""
+    head = f"No question in {queries} has a relevant passage in the corpus {corpus!r} ({origin})"
+    if corpus == "sample":
+        return (
+            f"{head}: the Milvus docs archive is not available, so the sample corpus was used. Evaluate it "
+            "with --queries data/eval/sample_questions.jsonl, or set MILVUS_DOCS_ZIP to the archive for "
+            "the FAQ questions."
+        )
+    return f"{head}: are these questions written for this corpus?"
+
+
 def format_report(report: dict) -> str:
     """Plain-text tables for the terminal."""
     import pandas as pd
@@ -314,12 +347,18 @@ def format_report(report: dict) -> str:
         f"k={report['k']}, embedding dim {report['embedding_dim']}",
         f"Models: {report['models']}",
         "",
-        pd.DataFrame(report["strategies"]).T.to_string(),
+        pd.DataFrame(report["strategies"]).T[list(METRICS)].to_string(),
+    ]
+    rerankers = {m["reranker"] for m in report["strategies"].values() if "reranker" in m}
+    lines += [f"Reranker of the *rerank rows: {r}" for r in sorted(rerankers)]
+    per_language = pd.DataFrame(
+        {lang: {s: v["mrr@10"] for s, v in d.items()} for lang, d in report["per_language"].items()}
+    ).T
+    per_language.insert(0, "questions", pd.Series(report["languages"]))
+    lines += [
         "",
-        "Per language (MRR@10):",
-        pd.DataFrame(
-            {lang: {s: v["mrr@10"] for s, v in d.items()} for lang, d in report["per_language"].items()}
-        ).T.to_string(),
+        "Per language (MRR@10; a language with a few questions is an anecdote):",
+        per_language.to_string(),
         "",
         "Latency per stage, ms (p50 / p95):",
     ]
