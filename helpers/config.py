@@ -8,7 +8,11 @@ nothing in the process: `.env` values go into `Settings`, never into `os.environ
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -29,18 +33,67 @@ class ConfigError(ValueError):
     """A setting has a value the project cannot use; the message says which and how to fix it."""
 
 
+class _Records(logging.Handler):
+    """Keeps log records in a list instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def collect_logs(name: str) -> Iterator[list[logging.LogRecord]]:
+    """Collect what logger `name` logs inside the block, instead of printing it."""
+    logger = logging.getLogger(name)
+    handler, propagate = _Records(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+# python-dotenv logs each line it cannot parse, by number only, through this logger.
+DOTENV_LOGGER = "dotenv.main"
+
+
 def read_dotenv(path: Path | None = None) -> dict[str, str]:
-    """The variables a `.env` file (repo root by default) sets; {} when there is none. Changes nothing."""
+    """The variables a `.env` file (repo root by default) sets; {} when there is none. Changes nothing.
+
+    Lines python-dotenv cannot parse are skipped with one warning that names the file and the lines
+    (never their content, which may hold a key).
+    """
     from dotenv import dotenv_values
 
     path = path or ROOT / ".env"
     if not path.is_file():
         return {}
     try:
-        values = dotenv_values(path)
+        with collect_logs(DOTENV_LOGGER) as records:
+            values = dotenv_values(path)
     except Exception as exc:  # python-dotenv raises on unreadable files, not on odd lines
         raise ConfigError(f"Could not read {path}: {type(exc).__name__}. Fix or delete the file.") from None
+    if records:
+        warnings.warn(_unparsed_lines(path, records), UserWarning, stacklevel=3)
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _unparsed_lines(path: Path, records: list[logging.LogRecord]) -> str:
+    """One message for what python-dotenv logged about `path`: the lines it could not parse, by number."""
+    bad = [str(r.args[0]) for r in records if "could not parse" in str(r.msg) and r.args]
+    if not bad:  # a message this code does not know: pass it on as it is
+        return f"{path}: {'; '.join(r.getMessage() for r in records)}"
+    if len(bad) == 1:
+        which = f"line {bad[0]} could not be parsed and was"
+    else:
+        which = f"lines {', '.join(bad[:-1])} and {bad[-1]} could not be parsed and were"
+    how = "write each setting as NAME=value, with any quote closed on the same line"
+    return f"{path}: {which} ignored; {how}."
 
 
 def ask_for_key(name: str = "OPENAI_API_KEY", prompt: str | None = None) -> str:
@@ -206,8 +259,6 @@ def _milvus_target(env: _Env, default_lite_file: str) -> str:
     if uri.startswith(SERVER_SCHEMES):
         return uri
     if uri:
-        import warnings
-
         warnings.warn(
             f"MILVUS_URI={uri!r} is a file path, but pymilvus accepts only server URLs there (a plain "
             "`import pymilvus` fails with it set). Rename it to RAG_LITE_FILE in your .env or environment; "

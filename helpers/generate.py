@@ -28,7 +28,8 @@ CONFIGURE_HINT = (
     "To get a generated answer, set OPENAI_API_KEY (OpenAI), or OPENAI_BASE_URL and LLM_MODEL for any "
     "OpenAI-compatible server (vLLM, Ollama, llama.cpp), in the environment or in .env."
 )
-EXTRACTIVE_BACKEND = "extractive (no LLM)"
+# How an answer not written by an LLM is labelled; "extractive: the LLM call failed" is the other one.
+EXTRACTIVE_BACKEND = "extractive: no LLM configured"
 
 # A "<" that could open or close one of our tags, or start a chat-template special token
 # (ChatML <|im_start|>, Llama 3 <|start_header_id|>, ...), is escaped; every other character is kept.
@@ -68,17 +69,26 @@ def build_messages(question: str, sources: Sequence[Passage]) -> list[dict[str, 
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
+def _is_sentence(text: str) -> bool:
+    """True when `text` ends a sentence (an error message does), so no clause may follow it."""
+    return text.rstrip().endswith((".", "!", "?"))
+
+
 def extractive_answer(sources: Sequence[Passage], reason: str = "no LLM endpoint is configured") -> Answer:
     """The fallback: the best passage verbatim, with its citation, labelled as not generated."""
     if not sources:
+        end = "" if _is_sentence(reason) else "."
         return Answer(
-            f"[Extractive answer: {reason}.] No passage was retrieved.\n{CONFIGURE_HINT}", EXTRACTIVE_BACKEND
+            f"[Extractive answer: {reason.rstrip()}{end}] No passage was retrieved.\n{CONFIGURE_HINT}",
+            EXTRACTIVE_BACKEND,
         )
     best = sources[0]
     where = " | ".join(x for x in (best.title, best.source) if x)
+    # A reason that is already whole sentences (an LLM error message) gets a sentence of its own after it.
+    then = " This" if _is_sentence(reason) else "; this"
     text = (
-        f"[Extractive answer: {reason}; this is the best-matching passage, not a generated answer.]\n\n"
-        f"{best.text.strip()} [1]\n\n(source [1]: {where})\n\n{CONFIGURE_HINT}"
+        f"[Extractive answer: {reason.rstrip()}{then} is the best-matching passage, not a generated "
+        f"answer.]\n\n{best.text.strip()} [1]\n\n(source [1]: {where})\n\n{CONFIGURE_HINT}"
     )
     return Answer(text, EXTRACTIVE_BACKEND)
 

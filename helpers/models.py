@@ -55,6 +55,7 @@ class ModelChoice:
     trained_reranker: str = ""  # what `--reranker qwen3` asks for in any kit: RAG_RERANKER_MODEL
     embedding_url: str = ""  # RAG_EMBEDDING_URL: the embedding model is served there
     rerank_url: str = ""  # RAG_RERANK_URL: the trained reranker is served there
+    hub: bool | None = None  # whether the hub answered when `choose_models` asked it; None: not asked
 
     @property
     def reranker_is_stand_in(self) -> bool:
@@ -102,25 +103,37 @@ def is_cached(model_id: str) -> bool:
     return isinstance(config, str) and any(isinstance(w, str) for w in weights)
 
 
-def check_downloadable(kind: str, model_id: str, settings: Settings) -> None:
+def needs_download(model_id: str) -> bool:
+    """True for a hub model that is not in the local hub cache (not a stand-in, not a local folder, not
+    the offline kit's embedder, which a package ships)."""
+    if is_stand_in(model_id) or model_id == MINILM_ID or os.path.isdir(model_id):
+        return False
+    try:
+        return not is_cached(model_id)
+    except ValueError:  # not a hub id (the hub client's validation error): the loader explains it
+        return False
+
+
+def check_downloadable(kind: str, model_id: str, settings: Settings, hub: bool | None = None) -> None:
     """Fail at once, in one line, when a hub model is neither cached nor downloadable.
 
     Without this check the hub client retries each file for about a minute, printing every retry,
-    before the load fails anyway.
+    before the load fails anyway. `hub` is the hub's answer when already known (`ModelChoice.hub`);
+    None asks it (up to 3 s), only when the model is not cached.
     """
-    if is_stand_in(model_id) or os.path.isdir(model_id):
+    if not needs_download(model_id):
         return
-    try:
-        if is_cached(model_id):
-            return
-    except ValueError:  # not a hub id (the hub client's validation error): the loader explains it
-        return
-    if hub_reachable(settings):
+    if hub if hub is not None else hub_reachable(settings):
         return
     why = "HF_HUB_OFFLINE is set" if settings.hub_offline else "the Hugging Face hub is unreachable"
+    instead = (
+        "or use the offline kit (RAG_MODELS=offline)"
+        if kind == "embedding"
+        else "or run without it (--reranker none or stand-in)"
+    )
     raise ModelLoadError(
         f"The {kind} model {model_id!r} is not in the local hub cache and {why}: go online once to "
-        "download it (with HF_HUB_OFFLINE unset), or run without it (--reranker none or stand-in)."
+        f"download it (with HF_HUB_OFFLINE unset), {instead}."
     )
 
 
@@ -161,13 +174,13 @@ def choose_models(settings: Settings) -> ModelChoice:
     if is_cached(settings.embedding_model) and is_cached(settings.reranker_model):
         return replace(qwen, reason="auto: Qwen3 weights found in the hub cache")
     if hub_reachable(settings):
-        return replace(qwen, reason="auto: the Hugging Face hub is reachable")
+        return replace(qwen, reason="auto: the Hugging Face hub is reachable", hub=True)
     why = (
         "HF_HUB_OFFLINE is set"
         if settings.hub_offline
         else "Qwen3 weights not cached and the hub is unreachable"
     )
-    return replace(offline, reason=f"auto: {why}")
+    return replace(offline, reason=f"auto: {why}", hub=False)
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -239,8 +252,10 @@ def _load_error(kind: str, model_id: str, exc: Exception, settings: Settings) ->
     )
 
 
-def _load(kind: str, model_id: str, settings: Settings, loader, **kwargs):
-    """`loader(path, device=..., model_kwargs=..., **kwargs)` on the configured device and dtype."""
+def _load(kind: str, model_id: str, settings: Settings, hub: bool | None, loader, **kwargs):
+    """`loader(path, device=..., model_kwargs=..., **kwargs)` on the configured device and dtype, once
+    `check_downloadable` has passed."""
+    check_downloadable(kind, model_id, settings, hub)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(device, settings.dtype)
     try:
@@ -258,18 +273,22 @@ def _load(kind: str, model_id: str, settings: Settings, loader, **kwargs):
     return model
 
 
-def load_embedder(model_id: str, settings: Settings) -> SentenceTransformer:
-    """Load an embedding model with sentence-transformers on the configured device and dtype."""
+def load_embedder(model_id: str, settings: Settings, hub: bool | None = None) -> SentenceTransformer:
+    """Load an embedding model with sentence-transformers on the configured device and dtype.
+
+    `hub`: whether the hub answers, when known (see `check_downloadable`).
+    """
     from sentence_transformers import SentenceTransformer
 
-    return _load("embedding", model_id, settings, SentenceTransformer)
+    return _load("embedding", model_id, settings, hub, SentenceTransformer)
 
 
-def load_reranker(model_id: str, settings: Settings) -> CrossEncoder:
+def load_reranker(model_id: str, settings: Settings, hub: bool | None = None) -> CrossEncoder:
     """Load a Qwen3-style causal-LM reranker as a sentence-transformers `CrossEncoder`.
 
     The chat template passed here renders a (query, document) pair into the exact prompt of the
     Qwen3-Reranker model card; `CrossEncoder` then scores logit("yes") - logit("no") at the last token.
+    `hub`: whether the hub answers, when known (see `check_downloadable`).
     """
     from sentence_transformers import CrossEncoder
 
@@ -277,6 +296,7 @@ def load_reranker(model_id: str, settings: Settings) -> CrossEncoder:
         "reranker",
         model_id,
         settings,
+        hub,
         CrossEncoder,
         max_length=settings.rerank_max_length,
         processor_kwargs={"chat_template": RERANK_CHAT_TEMPLATE},
@@ -295,4 +315,5 @@ __all__ = [
     "load_embedder",
     "load_reranker",
     "model_path",
+    "needs_download",
 ]

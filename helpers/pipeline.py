@@ -21,9 +21,11 @@ from helpers.models import (
     TINY_RERANKER_ID,
     ModelChoice,
     check_downloadable,
+    hub_reachable,
     is_stand_in,
     load_embedder,
     load_reranker,
+    needs_download,
 )
 from helpers.passage import Passage
 from helpers.remote import RemoteEmbedder, RemoteReranker, embedding_endpoint, rerank_endpoint
@@ -103,6 +105,7 @@ class RAG:
         self._store: MilvusStore | None = None
         self.rerankers: dict[str, Ranker] = {} if rerankers is None else rerankers  # loaded, by kind
         self._index_checked = False  # the collection is known to exist and to match the embedder
+        self._hub = choice.hub  # whether the Hugging Face hub answers: asked once at most, when needed
 
     # --- stages, loaded on first use -------------------------------------------------------------
 
@@ -114,7 +117,7 @@ class RAG:
             if self.settings.embedding_url:
                 self._embedder = RemoteEmbedder(embedding_endpoint(self.settings, model_id))
             else:
-                st = load_embedder(model_id, self.settings)
+                st = load_embedder(model_id, self.settings, self._hub_answer(model_id))
                 self._embedder = Embedder(st, model_id, batch_size=self.settings.embed_batch_size)
         return self._embedder
 
@@ -133,17 +136,40 @@ class RAG:
             self._store = None
             self._index_checked = False
 
+    def prepare(self, reranker: str = "none") -> None:
+        """Connect to Milvus, then check that each model still to load (the embedder, and `reranker`
+        unless "none") is cached or downloadable, before loading any: each fails in seconds, in one line."""
+        _ = self.store  # connects
+        if self._embedder is None and not self.settings.embedding_url:
+            self._check_downloadable("embedding", self.choice.embedding_model)
+        if reranker != "none" and reranker not in self.rerankers and not self._served_reranker(reranker):
+            self._check_downloadable("reranker", self._reranker_id(reranker))
+
+    def _check_downloadable(self, kind: str, model_id: str) -> None:
+        check_downloadable(kind, model_id, self.settings, self._hub_answer(model_id))
+
+    def _hub_answer(self, model_id: str) -> bool | None:
+        """Whether the hub answers: asked once at most, and only for a model that must be downloaded."""
+        if self._hub is None and needs_download(model_id):
+            self._hub = hub_reachable(self.settings)
+        return self._hub
+
+    def _served_reranker(self, which: str) -> bool:
+        return which == "qwen3" and bool(self.settings.rerank_url)
+
+    def _reranker_id(self, which: str) -> str:
+        return TINY_RERANKER_ID if which == "stand-in" else self.choice.trained_reranker
+
     def reranker(self, which: str = "qwen3") -> Ranker:
         """The trained reranker (`qwen3`: RAG_RERANKER_MODEL, served at RAG_RERANK_URL when set) or the
         tiny random `stand-in`, loaded once."""
-        if which not in self.rerankers and which == "qwen3" and self.settings.rerank_url:
+        if which not in self.rerankers and self._served_reranker(which):
             self.rerankers[which] = RemoteReranker(
                 rerank_endpoint(self.settings, self.choice.trained_reranker)
             )
         if which not in self.rerankers:
-            model_id = TINY_RERANKER_ID if which == "stand-in" else self.choice.trained_reranker
-            check_downloadable("reranker", model_id, self.settings)  # one line, not a minute of retries
-            ce = load_reranker(model_id, self.settings)
+            model_id = self._reranker_id(which)
+            ce = load_reranker(model_id, self.settings, self._hub_answer(model_id))
             self.rerankers[which] = Reranker(
                 ce,
                 model_id,
@@ -180,6 +206,7 @@ class RAG:
         passages = chunk_documents(loaded.documents, chunker)
         if not passages:
             raise DataError(f"The corpus {loaded.name!r} produced no passages: nothing to index.")
+        self.prepare()
         store, embedder = self.store, self.embedder
         if rebuild:
             store.drop()
@@ -250,9 +277,7 @@ class RAG:
 
     def _question(self, question: str, notes: list[str] | None = None) -> str:
         """The question stripped; an empty one refused, an overlong one cut with a warning (and a note)."""
-        question = (question or "").strip()
-        if not question:
-            raise ValueError("The question is empty: ask something, e.g. 'How is data stored in milvus?'.")
+        question = _nonempty(question)
         limit = self.question_limit()
         if len(question) <= limit:
             return question
@@ -278,6 +303,8 @@ class RAG:
         When `timings` is given, the milliseconds of `embed_query` (not for bm25) and `search` go in it.
         """
         _check_retrieval(mode)
+        _nonempty(question)
+        self.prepare()
         return self._search(
             self._question(question), mode, limit, instruction, {} if timings is None else timings
         )
@@ -318,11 +345,13 @@ class RAG:
         which = self.resolve_reranker(reranker)
         if retrieval is not None:
             _check_retrieval(retrieval)
+        _nonempty(question)
         notes: list[str] = []
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        self.prepare(which)  # Milvus and every model checked before the first model loads
         question = self._question(question, notes)
-        rr = None if which == "none" else self.reranker(which)  # fails fast, before any slow work
+        rr = None if which == "none" else self.reranker(which)
         retrieval = retrieval or ("dense" if rr else "hybrid")
         self.ensure_index()
         timings["setup"] = _ms(t0)
@@ -394,6 +423,14 @@ class RAG:
                 "without an LLM."
             )
             return Answer(fallback.text.replace(CONFIGURE_HINT, hint), LLM_FAILED_BACKEND)
+
+
+def _nonempty(question: str) -> str:
+    """The question stripped; an empty one refused."""
+    question = (question or "").strip()
+    if not question:
+        raise ValueError("The question is empty: ask something, e.g. 'How is data stored in milvus?'.")
+    return question
 
 
 def _check_retrieval(mode: str) -> None:

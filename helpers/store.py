@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from helpers.config import SERVER_SCHEMES
+from helpers.config import DATA_DIR, DOTENV_LOGGER, SERVER_SCHEMES, collect_logs
 from helpers.passage import Passage
 from helpers.servers import ServerError, free_port, listening, running
 
@@ -49,38 +50,16 @@ def import_pymilvus():
     saved = os.environ.get("MILVUS_URI")
     os.environ["MILVUS_URI"] = saved if saved and saved.startswith(("http://", "https://")) else ""
     try:
-        import pymilvus
+        # `read_dotenv` already named the file and the lines of `.env` that do not parse: pymilvus's
+        # reading of the same file would print python-dotenv's bare "could not parse" lines again.
+        with collect_logs(DOTENV_LOGGER):
+            import pymilvus
     finally:
         if saved is None:
             del os.environ["MILVUS_URI"]
         else:
             os.environ["MILVUS_URI"] = saved
     return pymilvus
-
-
-class _Records(logging.Handler):
-    """Keeps log records in a list instead of printing them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def _quiet_milvus_lite() -> Iterator[list[logging.LogRecord]]:
-    """Collect what Milvus Lite logs while it opens a file (it logs a full traceback when that fails)."""
-    logger = logging.getLogger("milvus_lite")
-    handler, propagate = _Records(), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
 
 
 def _lite_failure(records: list[logging.LogRecord]) -> BaseException | None:
@@ -91,14 +70,60 @@ def _lite_failure(records: list[logging.LogRecord]) -> BaseException | None:
     return None
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception's own message, once: pymilvus's exceptions put their repr inside their str."""
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {' '.join(str(message).split()).rstrip('.')}"
+
+
+def _why_no_folder(folder: Path, exc: OSError) -> str:
+    """Why `folder` could not be created: a file in the way, or what the operating system said."""
+    for path in (*reversed(folder.parents), folder):
+        if path.exists() and not path.is_dir():
+            return f"{path} is a file, not a folder"
+    return exc.strerror or type(exc).__name__
+
+
+def _unusable_lite_file(uri: str, problem: str) -> StoreError:
+    return StoreError(
+        f"Cannot use the Milvus Lite file {uri} (RAG_LITE_FILE): {problem}. Set RAG_LITE_FILE to a .db "
+        f"file in a folder you can write, or unset it to use the default {DATA_DIR / 'milvus_rag.db'}."
+    )
+
+
+def check_lite_file(uri: str) -> None:
+    """Create the Lite file's folder and check that Milvus Lite can write where it will; `StoreError`
+    names the fix. (Where it cannot, opening fails with a misleading error or a traceback.)"""
+    path = Path(uri).expanduser()
+    if path.suffix != ".db":
+        raise _unusable_lite_file(uri, "Milvus Lite files must end in .db")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = _why_no_folder(folder, exc)
+        raise _unusable_lite_file(uri, f"its folder {folder} cannot be created ({why})") from None
+    # Milvus Lite keeps its data in a folder named like the file: in it once it exists, else beside it.
+    where = path if path.is_dir() else folder
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        what = "it" if where == path else f"its folder {folder}"
+        raise _unusable_lite_file(
+            uri, f"{what} cannot be written ({exc.strerror or type(exc).__name__})"
+        ) from None
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise _unusable_lite_file(uri, "it is a read-only file")
+
+
 def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
     """Open a `MilvusClient`: a path is a Milvus Lite file, `http(s)://` a Milvus server or Zilliz Cloud."""
-    MilvusClient = import_pymilvus().MilvusClient
-
     is_server = uri.startswith(SERVER_SCHEMES)
     if not is_server:
-        Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    with _quiet_milvus_lite() as records:
+        check_lite_file(uri)
+    MilvusClient = import_pymilvus().MilvusClient
+    with collect_logs("milvus_lite") as records:  # it logs a full traceback when opening a file fails
         try:
             return MilvusClient(uri=uri, token=token or "", timeout=timeout)
         except Exception as exc:  # pymilvus raises MilvusException and plain connection errors alike
@@ -118,10 +143,11 @@ def connect(uri: str, token: str = "", timeout: float = 30.0) -> MilvusClient:
     hint = (
         "Check that the server runs and the URI/port and MILVUS_TOKEN are right."
         if is_server
-        else "Another process (a second notebook kernel?) may hold this file: close it, use another "
-        "RAG_LITE_FILE, or run a server (milvus-lite server --host 127.0.0.1) and set MILVUS_URI to it."
+        else "If the file is damaged, move it away and ingest again; if another process holds it, close "
+        "that process, use another RAG_LITE_FILE, or run a server (milvus-lite server --host 127.0.0.1) "
+        "and set MILVUS_URI to it."
     )
-    raise StoreError(f"Could not connect to {where}: {type(error).__name__}: {error}. {hint}") from None
+    raise StoreError(f"Could not connect to {where} ({_reason(error)}). {hint}") from None
 
 
 class MilvusStore:

@@ -101,6 +101,17 @@ def test_dotenv_fills_but_never_overrides_and_changes_no_environment(tmp_path, m
     assert dict(os.environ) == before, "reading settings must not write .env values into os.environ"
 
 
+def test_one_malformed_dotenv_line_is_named_in_one_warning(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("LLM_MODEL=m\nTHIS IS NOT VALID\n")
+    with pytest.warns(UserWarning) as warned:
+        assert read_dotenv(env) == {"LLM_MODEL": "m"}
+    assert [str(w.message) for w in warned] == [
+        f"{env}: line 2 could not be parsed and was ignored; write each setting as NAME=value, with any "
+        "quote closed on the same line."
+    ]
+
+
 def test_missing_dotenv_is_fine(tmp_path):
     assert read_dotenv(tmp_path / "nope.env") == {}
 

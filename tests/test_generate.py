@@ -15,6 +15,7 @@ from helpers.generate import (
     Answer,
     LLMError,
     build_messages,
+    extractive_answer,
     generate,
     neutralise,
 )
@@ -190,6 +191,21 @@ def test_extractive_fallback_without_endpoint() -> None:
     assert answer.backend == EXTRACTIVE_BACKEND
     assert SOURCES[0].text in answer.text
     assert "[1]" in answer.text and "Extractive" in answer.text and CONFIGURE_HINT in answer.text
+
+
+def test_extractive_fallback_after_an_error_message_reads_as_sentences() -> None:
+    reason = (
+        "the LLM call failed: Could not connect to the LLM endpoint x (1 attempt). Check OPENAI_BASE_URL."
+    )
+    text = extractive_answer(SOURCES, reason=reason).text
+    assert text.startswith(
+        f"[Extractive answer: {reason} This is the best-matching passage, not a generated answer.]"
+    )
+    assert ".;" not in text and ".." not in text
+    assert "[Extractive answer: no LLM endpoint is configured; this is the best-matching" in (
+        extractive_answer(SOURCES).text
+    ), "a reason that is no sentence keeps its clause"
+    assert extractive_answer([], reason=reason).text.startswith(f"[Extractive answer: {reason}] No passage")
 
 
 def test_extractive_fallback_without_sources() -> None:

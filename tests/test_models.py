@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from helpers.config import QWEN3_EMBEDDING_ID
 from helpers.models import (
     MINILM_ID,
     TINY_EMBEDDER_ID,
     TINY_RERANKER_ID,
     ModelLoadError,
     build_tiny_qwen3,
+    check_downloadable,
     choose_models,
     load_embedder,
     load_reranker,
+    needs_download,
 )
 
 
@@ -45,6 +48,25 @@ def test_auto_falls_back_offline_without_cache_or_hub(base_settings, monkeypatch
     choice = choose_models(base_settings.with_overrides(models="auto"))
     assert choice.kit == "offline"
     assert "HF_HUB_OFFLINE" in choice.reason
+
+
+def test_auto_records_the_hubs_answer_on_the_choice(base_settings, monkeypatch, tmp_path):
+    monkeypatch.setattr("helpers.models.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.models.hub_reachable", lambda settings: False)
+    assert choose_models(base_settings.with_overrides(models="auto")).hub is False
+    assert choose_models(base_settings.with_overrides(models="offline")).hub is None  # not asked
+
+
+def test_a_known_hub_answer_is_not_asked_again(base_settings, monkeypatch):
+    monkeypatch.setattr("helpers.models.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.models.hub_reachable", lambda *a, **k: pytest.fail("the hub was asked"))
+    online = base_settings.with_overrides(hub_offline=False)
+    with pytest.raises(ModelLoadError, match=r"embedding model .*hub is unreachable.*RAG_MODELS=offline"):
+        check_downloadable("embedding", QWEN3_EMBEDDING_ID, online, hub=False)
+    check_downloadable("embedding", QWEN3_EMBEDDING_ID, online, hub=True)
+    # The offline kit's models never need the hub: a package ships one, the other is built here.
+    assert not needs_download(MINILM_ID) and not needs_download(TINY_RERANKER_ID)
+    check_downloadable("embedding", MINILM_ID, online)
 
 
 def test_unknown_model_gives_actionable_error(base_settings):

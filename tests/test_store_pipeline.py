@@ -7,7 +7,7 @@ import pytest
 
 from helpers.config import Settings
 from helpers.data import load_corpus, markdown_chunks
-from helpers.models import ModelChoice, choose_models
+from helpers.models import ModelChoice, ModelLoadError, choose_models
 from helpers.pipeline import RAG
 from helpers.store import MilvusStore, StoreError, connect
 
@@ -121,7 +121,24 @@ def test_qwen3_kit_reranks_by_default(settings):
         rag.resolve_reranker("cohere")
 
 
+def test_prepare_asks_the_hub_once_and_loads_nothing(settings, monkeypatch):
+    """A model that is neither cached nor downloadable fails before any load, however often it is tried."""
+    asked = []
+    monkeypatch.setattr("helpers.models.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.pipeline.hub_reachable", lambda s: asked.append(s) or False)
+    monkeypatch.setattr("helpers.pipeline.load_embedder", lambda *a: pytest.fail("a model was loaded"))
+    qwen3 = ModelChoice("qwen3", "Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Reranker-0.6B", "test", "r")
+    rag = RAG(settings.with_overrides(hub_offline=False), qwen3)
+    for _ in range(2):
+        with pytest.raises(ModelLoadError, match=r"The embedding model 'Qwen/Qwen3-Embedding-0\.6B'"):
+            rag.ask("What is Milvus Lite?")
+        with pytest.raises(ModelLoadError, match="The embedding model"):
+            rag.ingest("sample", progress=False)
+    assert len(asked) == 1
+
+
 def test_missing_collection_is_a_clear_error(settings):
     store = MilvusStore(connect(settings.milvus_uri), "nope")
     with pytest.raises(StoreError, match="python -m helpers ingest"):
         store.search_dense(np.ones(4, dtype=np.float32), 3)
+
