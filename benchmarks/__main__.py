@@ -1,4 +1,8 @@
-"""`python -m benchmarks NAME [--quick] [--json]`: run one benchmark (or `all`) and save its results."""
+"""`python -m benchmarks NAME [--quick | --smoke] [--json]`: run one benchmark (or `all`), save its results.
+
+`--smoke` runs each benchmark's whole code path on a handful of items with the tiny models (seconds
+each, as tests/test_benchmarks.py does) and saves nothing: it checks that the code runs, not its speed.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import argparse
 import importlib
 import json
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from benchmarks.common import machine, save
 from helpers.config import get_settings, resolve_device
@@ -44,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run, print and save."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("name", choices=(*NAMES, "all", "plot"))
-    parser.add_argument("--quick", action="store_true", help="small inputs (under 5 minutes on 2 CPU cores)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small inputs (under 5 minutes on 2 CPU cores)")
+    size.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a handful of items and the tiny models, seconds per benchmark; nothing is saved "
+        "(plot draws the saved results into a temporary file)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
         "--only",
@@ -55,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.name == "plot":
         from benchmarks.plot import main as plot
 
-        plot()
+        if args.smoke:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = plot(out=Path(tmp) / "summary.png")
+                print(f"plot: drew {path.stat().st_size} bytes of PNG; --smoke: not saved")
+        else:
+            print(f"saved {plot()}")
         return 0
     settings = get_settings()
     configure_process(settings.device)
@@ -64,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in NAMES if args.name == "all" else (args.name,):
         module = importlib.import_module(f"benchmarks.{name}")
         started = time.perf_counter()
-        result = module.run(settings, device, args.quick, args.only)
+        result = module.run(settings, device, args.quick, args.only, smoke=args.smoke)
         payload = {
             "benchmark": name,
             "quick": args.quick,
@@ -76,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             "result": result,
             "wall_s": round(time.perf_counter() - started, 1),
         }
-        suffix = ("_quick" if args.quick else "") + (f"_{args.only.replace(',', '_')}" if args.only else "")
-        path = save(name + suffix, device, payload)
-        print(json.dumps(payload, indent=2) if args.json else f"{name}: saved {path}", flush=True)
+        if args.smoke:
+            done = f"{name}: ran; --smoke: not saved"
+        else:
+            only = f"_{args.only.replace(',', '_')}" if args.only else ""
+            suffix = ("_quick" if args.quick else "") + only
+            done = f"{name}: saved {save(name + suffix, device, payload)}"
+        print(json.dumps(payload, indent=2) if args.json else done, flush=True)
     return 0
 
 

@@ -12,16 +12,21 @@ from benchmarks.corpus import QUESTIONS
 from helpers.models import choose_models
 from helpers.pipeline import RAG
 
+SMOKE_QUESTIONS = 2
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """The offline kit with the stand-in reranker (so every stage runs) and the extractive fallback."""
+
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """The offline kit with the stand-in reranker (so every stage runs) and the extractive fallback.
+
+    `quick`: 5 questions; `smoke`: SMOKE_QUESTIONS.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings.with_overrides(
             milvus_uri=str(Path(tmp) / "ask.db"), openai_api_key="", openai_base_url=""
         )
         rag = RAG(settings, choose_models(settings))
         rag.ingest(progress=False)
-        questions = QUESTIONS[:5] if quick else QUESTIONS
+        questions = QUESTIONS[: SMOKE_QUESTIONS if smoke else 5 if quick else None]
         rag.ask(questions[0], reranker="stand-in")  # warm-up: loads the reranker
         stages: dict[str, list[float]] = {}
         for q in questions:

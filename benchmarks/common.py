@@ -87,6 +87,18 @@ def _trim() -> None:
         pass
 
 
+def available_memory(device: str) -> int:
+    """Bytes a new allocation can take now: free memory of the GPU, or MemAvailable on a CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise OSError("/proc/meminfo has no MemAvailable line")
+
+
 def rss_bytes() -> int:
     """Resident set size of this process."""
     with open("/proc/self/statm") as f:

@@ -9,7 +9,7 @@ import numpy as np
 from benchmarks.common import GPU_PEAK_BF16, RANDOM_LABEL, Peak, sync
 from benchmarks.corpus import faq_passages, synthetic
 from helpers.embedding import Embedder
-from helpers.models import MINILM_ID, RANDOM_06B_EMBEDDER_ID, ModelLoadError, load_embedder
+from helpers.models import MINILM_ID, RANDOM_06B_EMBEDDER_ID, TINY_EMBEDDER_ID, ModelLoadError, load_embedder
 
 
 def _flops_per_token(model, seq: float) -> float:
@@ -21,6 +21,7 @@ def _flops_per_token(model, seq: float) -> float:
 
 
 LOOP_SAMPLE = 2000  # a one-chunk-per-call loop's rate does not depend on corpus size
+SMOKE_TEXTS = 12
 
 
 def _rate(texts: list[str], seconds: float, tokens: int) -> dict:
@@ -140,11 +141,14 @@ def compare(
     return row
 
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """Benchmark the offline kit's embedder and the Qwen3-0.6B architecture (random weights)."""
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """Benchmark the offline kit's embedder and the Qwen3-0.6B architecture (random weights).
+
+    `smoke`: SMOKE_TEXTS FAQ passages, batches of 4, the tiny Qwen3 stand-in in place of the 0.6B shape.
+    """
     faq, corpus_name = faq_passages(settings)
-    sizes = {"faq": faq}
-    if not quick:
+    sizes = {"faq": faq[:SMOKE_TEXTS] if smoke else faq}
+    if not quick and not smoke:
         sizes["synthetic_1k"] = synthetic(faq, 1000)
         if device.startswith("cuda"):
             sizes["synthetic_10k"] = synthetic(faq, 10_000)
@@ -153,10 +157,12 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
         sizes = {k: v for k, v in sizes.items() if k in wanted}
     results = {}
     gpu = device.startswith("cuda")
-    for label, model_id in {
-        "offline kit (all-MiniLM-L6-v2)": MINILM_ID,
-        f"Qwen3-0.6B architecture ({RANDOM_LABEL})": RANDOM_06B_EMBEDDER_ID,
-    }.items():
+    qwen3 = (
+        {f"tiny Qwen3 stand-in ({RANDOM_LABEL})": TINY_EMBEDDER_ID}
+        if smoke
+        else {f"Qwen3-0.6B architecture ({RANDOM_LABEL})": RANDOM_06B_EMBEDDER_ID}
+    )
+    for label, model_id in {"offline kit (all-MiniLM-L6-v2)": MINILM_ID, **qwen3}.items():
         try:
             st = load_embedder(model_id, settings)
         except ModelLoadError as exc:  # e.g. the offline kit's package is not installed on a GPU box
@@ -172,8 +178,8 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
         for name, texts in sizes.items():
             if "0.6B" in label and not gpu and (quick or name != "faq"):
                 continue  # on 2 CPU cores the 0.6B model needs minutes per pass: full runs only, FAQ only
-            sizes_to_try = (64, 256, 1024) if gpu else (settings.embed_batch_size,)
-            st_sizes = (64, 128, 256, 512) if gpu else (16, 32, 64)
+            sizes_to_try = (4,) if smoke else (64, 256, 1024) if gpu else (settings.embed_batch_size,)
+            st_sizes = (4, 8) if smoke else (64, 128, 256, 512) if gpu else (16, 32, 64)
             results[label]["corpora"][name] = compare(st, model_id, texts, device, sizes_to_try, st_sizes)
         del st
     return {"corpus": corpus_name, "models": results}

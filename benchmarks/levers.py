@@ -14,7 +14,8 @@ Reranking (10 candidates of about 300 tokens), baseline the model card's full-vo
   difference of the "yes" and "no" rows of the LM head, read from the last hidden state, with the
   prompt's prefix and suffix tokenized once.
 
-`python -m benchmarks levers [--quick]`. The packed path needs CUDA (flash kernels); on a CPU a
+`python -m benchmarks levers [--quick | --smoke]`. The reference runs only when its full-vocabulary logits fit
+in memory (`benchmarks.rerank.reference_skip_reason`). The packed path needs CUDA (flash kernels); on a CPU a
 per-text reference of the same attention checks the code, and only correctness is reported.
 """
 
@@ -29,6 +30,8 @@ from benchmarks.common import GPU_PEAK_BF16, RANDOM_LABEL, Peak, best_of, sync
 from benchmarks.corpus import QUESTIONS, faq_passages, synthetic
 
 VARLEN = "course_varlen"
+SMOKE_TEXTS = 12
+SMOKE_CANDIDATES = 3
 
 
 def _register_varlen(device: str) -> None:
@@ -275,10 +278,17 @@ def yes_minus_no_scores(ce, query: str, documents: list[str], instruction: str |
 
 
 def rerank_levers(ce, docs: list[str], device: str, repeats: int) -> dict:
-    """The reference, the CrossEncoder fast path and the yes-minus-no head on the same pairs."""
+    """The reference, the CrossEncoder fast path and the yes-minus-no head on the same pairs.
+
+    Skipped, with the reason, when the reference's full-vocabulary logits do not fit in memory.
+    """
+    from benchmarks.rerank import reference_skip_reason
     from helpers.rerank import Reranker, reference_scores
 
     query = QUESTIONS[0]
+    skip = reference_skip_reason(ce.model, ce.tokenizer, query, docs, device)
+    if skip is not None:
+        return {"candidates": len(docs), "skipped": skip}
     fast = Reranker(ce, "levers")
     ways = {
         "reference": lambda: reference_scores(ce.model, ce.tokenizer, query, docs),
@@ -311,8 +321,11 @@ def rerank_levers(ce, docs: list[str], device: str, repeats: int) -> dict:
     }
 
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """Embedding levers on the FAQ (10k synthetic passages on a GPU); reranking levers on 10 candidates."""
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """Embedding levers on the FAQ (10k synthetic passages on a GPU); reranking levers on 10 candidates.
+
+    `smoke`: the tiny stand-ins, SMOKE_TEXTS passages, one batch size and budget, SMOKE_CANDIDATES pairs.
+    """
     from helpers.models import (
         RANDOM_06B_EMBEDDER_ID,
         RANDOM_06B_RERANKER_ID,
@@ -324,10 +337,10 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
 
     gpu = device.startswith("cuda")
     faq, corpus_name = faq_passages(settings)
-    texts = synthetic(faq, 10_000) if gpu and not quick else faq
+    texts = faq[:SMOKE_TEXTS] if smoke else synthetic(faq, 10_000) if gpu and not quick else faq
     embed_models = (
         {f"Qwen3-0.6B architecture ({RANDOM_LABEL})": RANDOM_06B_EMBEDDER_ID}
-        if gpu
+        if gpu and not smoke
         else {f"tiny Qwen3 stand-in ({RANDOM_LABEL})": TINY_EMBEDDER_ID}
     )
     results: dict = {"corpus": corpus_name, "embed": {}, "rerank": {}}
@@ -336,14 +349,16 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
         batch_sizes = (512,) if only == "compile" else (128, 256, 512, 1024) if gpu else (16, 64)
         budgets = (16384, 65536) if gpu else (2048,)
         # One pass of 10k passages takes seconds on a GPU and varies little; CPU runs are noisier.
-        repeats = 1 if gpu or quick else 2
+        repeats = 1 if gpu or quick or smoke else 2
+        if smoke:
+            batch_sizes, budgets = (4,), (1024,)
         results["embed"][label] = embed_levers(st, texts, device, batch_sizes, budgets, repeats, only)
         del st
     if only == "compile":
         return results
     by_length = sorted(faq, key=len, reverse=True)
-    docs = by_length[:10]
-    rerank_model = RANDOM_06B_RERANKER_ID if gpu else TINY_RERANKER_ID
+    docs = by_length[: SMOKE_CANDIDATES if smoke else 10]
+    rerank_model = RANDOM_06B_RERANKER_ID if gpu and not smoke else TINY_RERANKER_ID
     ce = load_reranker(rerank_model, settings)
-    results["rerank"][rerank_model] = rerank_levers(ce, docs, device, 1 if quick else 5)
+    results["rerank"][rerank_model] = rerank_levers(ce, docs, device, 1 if quick or smoke else 5)
     return results

@@ -13,6 +13,7 @@ from helpers.store import HNSW_PARAMS, import_pymilvus, lite_server
 
 DIM = 1024
 EF_CANDIDATES = (16, 32, 64, 128, 256, 512)
+SMOKE_ROWS, SMOKE_QUERIES = 1000, 10
 
 
 def make_data(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -110,10 +111,13 @@ def bench_index(uri_or_path: str, data, queries, truth, index_type: str, via: st
     return out
 
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """10k rows (and 100k unless --quick), FLAT and HNSW, Lite file and Lite gRPC server."""
-    sizes = (10_000,) if quick else (10_000, 100_000)
-    n_queries = 100 if quick else 200
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """10k rows (and 100k unless --quick), FLAT and HNSW, Lite file and Lite gRPC server.
+
+    `smoke`: SMOKE_ROWS rows and SMOKE_QUERIES queries.
+    """
+    sizes = (SMOKE_ROWS,) if smoke else (10_000,) if quick else (10_000, 100_000)
+    n_queries = SMOKE_QUERIES if smoke else 100 if quick else 200
     results = {}
     for n in sizes:
         data, queries = make_data(n, n_queries)

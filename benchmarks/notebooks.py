@@ -19,8 +19,8 @@ from helpers.config import ROOT
 sys.path.insert(0, str(ROOT / "tests"))  # the notebook runner the tests use
 
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """Seconds per notebook (course notebooks only; `quick` stops after 00-02)."""
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """Seconds per notebook (course notebooks only; `quick` stops after 00-02, `smoke` after 00)."""
     from notebook_runner import run_notebook
 
     from helpers.standins import build_tiny_qwen3
@@ -38,7 +38,7 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
         kit = "Qwen3-0.6B shape, random weights (timing only)"
     else:
         env["RAG_MODELS"] = "offline"
-    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))[: 3 if quick else None]
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))[: 1 if smoke else 3 if quick else None]
     seconds: dict[str, float] = {}
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as lite_dir:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from benchmarks.common import RESULTS
 
 
-def rows() -> list[dict]:
-    """(benchmark, device, model, input, speedup, memory_ratio) for every saved comparison."""
+def rows(folder: Path = RESULTS) -> list[dict]:
+    """(benchmark, device, model, input, speedup, memory_ratio) for every comparison saved in `folder`."""
     out = []
-    for path in sorted(RESULTS.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
         if data.get("benchmark") not in ("embed", "rerank") or data.get("quick"):
             continue
@@ -30,9 +31,9 @@ def rows() -> list[dict]:
     return out
 
 
-def precision_rows() -> list[dict]:
-    """(kind, model, dtype, speedup over fp32) from the full CPU precision run, if saved."""
-    path = RESULTS / "precision_cpu.json"
+def precision_rows(folder: Path = RESULTS) -> list[dict]:
+    """(kind, model, dtype, speedup over fp32) from the full CPU precision run, if saved in `folder`."""
+    path = folder / "precision_cpu.json"
     if not path.exists():
         return []
     result = json.loads(path.read_text())["result"]
@@ -46,18 +47,19 @@ def precision_rows() -> list[dict]:
     return out
 
 
-def main() -> None:
-    """Write benchmarks/results/summary.png."""
+def main(folder: Path = RESULTS, out: Path | None = None) -> Path:
+    """Draw the saved results of `folder` into `out` (default: FOLDER/summary.png); return its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = [r for r in rows() if r["model"] == "0.6B"]
+    out = folder / "summary.png" if out is None else out
+    data = [r for r in rows(folder) if r["model"] == "0.6B"]
     if not data:
         raise SystemExit("No saved embed/rerank results: run `python -m benchmarks embed` first.")
     labels = [f"{r['bench']} {r['input'].replace('synthetic_', '')}\n{r['device']}" for r in data]
-    variants = precision_rows()
+    variants = precision_rows(folder)
     fig, axes = plt.subplots(1, 3 if variants else 2, figsize=(18 if variants else 12, 4.8))
     ax1, ax2 = axes[0], axes[1]
     ax1.bar(labels, [r["speedup"] for r in data], color="tab:blue")
@@ -81,9 +83,10 @@ def main() -> None:
         + ("; right: also all-MiniLM-L6-v2 (trained)" if variants else "")
     )
     fig.tight_layout()
-    fig.savefig(RESULTS / "summary.png", dpi=110)
-    print(f"saved {RESULTS / 'summary.png'}")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    print(f"saved {main()}")

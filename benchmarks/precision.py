@@ -5,6 +5,9 @@ is fast only with avx512_bf16 or AMX) and on the model (int8 activations are qua
 scale per tensor, which costs more on models with outlier activations). Each variant loads through
 `helpers.models` with `RAG_DTYPE` set as a user would. For the offline kit's embedder, the one model
 here with trained weights, retrieval quality on the labelled questions is measured too.
+
+No full-vocabulary reference runs here (every variant scores through the CrossEncoder fast path, which
+keeps the last position's logits only), so no run needs sizing against the available memory.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from helpers.rerank import Reranker
 
 QUALITY_METRICS = ("recall@1", "recall@10", "mrr@10")
 INVARIANCE_SAMPLE = 8  # texts embedded one at a time to check batch invariance
+SMOKE_CHUNKS = 12  # --smoke: the first chunks of the FAQ (and the questions they answer)
+SMOKE_CANDIDATES = 4
 
 
 def variants(device: str) -> tuple[str, ...]:
@@ -120,10 +125,13 @@ def rerank_model(settings, device: str, model_id: str, query: str, docs: list[st
     return {"model": model_id, "candidates": len(docs), "variants": rows}
 
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """fp32 / bf16 / int8 (CPU) for the embedders and rerankers, with agreement to fp32."""
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """fp32 / bf16 / int8 (CPU) for the embedders and rerankers, with agreement to fp32.
+
+    `smoke`: SMOKE_CHUNKS chunks, SMOKE_CANDIDATES reranked pairs, no 0.6B shapes.
+    """
     corpus = load_corpus("milvus-faq", settings)
-    chunks = chunk_documents(corpus.documents)
+    chunks = chunk_documents(corpus.documents)[: SMOKE_CHUNKS if smoke else None]
     texts = [c.text for c in chunks]
     qfile = (
         DATA_DIR
@@ -134,13 +142,14 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
     qrels = build_qrels(questions, chunks)
     labelled = ([q for q in questions if q.qid in qrels], [c.id for c in chunks], qrels)
     small = 1 if device == "cpu" else 3  # repeats for the 0.6B shapes: minutes per pass on 2 cores
-    repeats = 1 if quick else 3
+    repeats = 1 if quick or smoke else 3
     embedders = {
         "offline kit (all-MiniLM-L6-v2, trained weights)": (MINILM_ID, texts, labelled, repeats),
         f"tiny Qwen3 stand-in ({RANDOM_LABEL})": (TINY_EMBEDDER_ID, texts, None, repeats),
     }
-    rerankers = {f"tiny Qwen3 stand-in ({RANDOM_LABEL})": (TINY_RERANKER_ID, texts[:10], repeats)}
-    if not quick:
+    candidates = texts[: SMOKE_CANDIDATES if smoke else 10]
+    rerankers = {f"tiny Qwen3 stand-in ({RANDOM_LABEL})": (TINY_RERANKER_ID, candidates, repeats)}
+    if not quick and not smoke:
         # 16 passages / 10 candidates in corpus order: the ratios between variants are what matter here.
         embedders[f"Qwen3-0.6B architecture ({RANDOM_LABEL})"] = (
             RANDOM_06B_EMBEDDER_ID,

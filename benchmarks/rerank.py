@@ -4,15 +4,64 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import RANDOM_LABEL, Peak, best_of, sync
+from benchmarks.common import RANDOM_LABEL, Peak, available_memory, best_of, sync
 from benchmarks.corpus import QUESTIONS, faq_passages
 from helpers.models import RANDOM_06B_RERANKER_ID, TINY_RERANKER_ID, load_reranker
-from helpers.rerank import Reranker, reference_scores
+from helpers.rerank import PREFIX, SUFFIX, Reranker, format_pair, reference_scores
+
+# What the reference's forward pass holds besides its logits (activations, attention scores, allocator
+# slack), as a fraction of the logits: a run is attempted only when logits x (1 + MARGIN) fit.
+MARGIN = 0.25
+SMOKE_CANDIDATES = 4
+
+
+def reference_logits_bytes(model, tokenizer, query: str, docs: list[str], max_length: int = 8192) -> int:
+    """Bytes of the logits `reference_scores` keeps: pairs x longest padded length x vocabulary x dtype.
+
+    The batch is tokenized as the reference tokenizes it: prefix + truncated pair + suffix, padded to the
+    longest; the vocabulary is the LM head's output width and the element size that of the model's dtype.
+    """
+    import torch
+
+    prefix = tokenizer.encode(PREFIX, add_special_tokens=False)
+    suffix = tokenizer.encode(SUFFIX, add_special_tokens=False)
+    pairs = tokenizer(
+        [format_pair(query, d) for d in docs],
+        truncation="longest_first",
+        max_length=max_length - len(prefix) - len(suffix),
+    )["input_ids"]
+    longest = len(prefix) + max(len(p) for p in pairs) + len(suffix)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    return len(docs) * longest * vocab * torch.empty((), dtype=model.dtype).element_size()
+
+
+def reference_skip_reason(
+    model, tokenizer, query: str, docs: list[str], device: str, available: int | None = None
+) -> str | None:
+    """Why the full-vocabulary reference cannot run on these pairs here, or None when it fits in memory.
+
+    `available` (bytes) defaults to what `available_memory(device)` reports now.
+    """
+    need = reference_logits_bytes(model, tokenizer, query, docs)
+    free = available_memory(device) if available is None else available
+    if need * (1 + MARGIN) <= free:
+        return None
+    dtype = str(model.dtype).removeprefix("torch.")
+    return (
+        f"reference needs {need / 1e9:.1f} GB of {dtype} logits for {len(docs)} pairs "
+        f"({need * (1 + MARGIN) / 1e9:.1f} GB with a {MARGIN:.0%} margin); {free / 1e9:.1f} GB available"
+    )
 
 
 def compare(ce, model_id: str, docs: list[str], device: str, repeats: int) -> dict:
-    """Score the same (question, passage) pairs both ways; throughput, peak memory, agreement."""
+    """Score the same (question, passage) pairs both ways; throughput, peak memory, agreement.
+
+    Skipped, with the reason, when the reference's full-vocabulary logits do not fit in memory.
+    """
     query = QUESTIONS[0]
+    skip = reference_skip_reason(ce.model, ce.tokenizer, query, docs, device)
+    if skip is not None:
+        return {"candidates": len(docs), "skipped": skip}
     reranker = Reranker(ce, model_id)
     reference_scores(ce.model, ce.tokenizer, query, docs[:2])  # warm-up
     reranker.score(query, docs[:2])
@@ -46,16 +95,18 @@ def compare(ce, model_id: str, docs: list[str], device: str, repeats: int) -> di
     }
 
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """Tiny stand-in and the Qwen3-0.6B architecture (random weights), 10 and 100 candidates."""
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """Tiny stand-in and the Qwen3-0.6B architecture (random weights), 10 and 100 candidates.
+
+    `smoke`: the tiny stand-in only, on SMOKE_CANDIDATES candidates.
+    """
     faq, corpus_name = faq_passages(settings)
     by_length = sorted(faq, key=len, reverse=True)
     results = {}
     gpu = device.startswith("cuda")
-    models = {
-        f"tiny stand-in ({RANDOM_LABEL})": TINY_RERANKER_ID,
-        f"Qwen3-0.6B architecture ({RANDOM_LABEL})": RANDOM_06B_RERANKER_ID,
-    }
+    models = {f"tiny stand-in ({RANDOM_LABEL})": TINY_RERANKER_ID}
+    if not smoke:
+        models[f"Qwen3-0.6B architecture ({RANDOM_LABEL})"] = RANDOM_06B_RERANKER_ID
     for label, model_id in models.items():
         ce = load_reranker(model_id, settings)
         results[label] = {
@@ -64,19 +115,13 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
             "vocab_size": ce.model.config.vocab_size,
             "candidates": {},
         }
-        for n in (10, 100):
+        for n in (SMOKE_CANDIDATES,) if smoke else (10, 100):
             if "0.6B" in label and quick and not gpu:
                 results[label]["candidates"][str(n)] = {"skipped": "--quick on a CPU: minutes per pass"}
                 continue
-            if n == 100 and "0.6B" in label and not gpu:
-                # The reference keeps logits for 100 x ~300 positions x 151,669 entries: ~18 GB in fp32.
-                results[label]["candidates"]["100"] = {
-                    "skipped": "reference needs ~18 GB of fp32 logits on CPU"
-                }
-                continue
             docs = [by_length[i % len(by_length)] for i in range(n)]  # the FAQ's longest passages first
             results[label]["candidates"][str(n)] = compare(
-                ce, model_id, docs, device, 1 if quick or ("0.6B" in label and not gpu) else 3
+                ce, model_id, docs, device, 1 if quick or smoke or ("0.6B" in label and not gpu) else 3
             )
         del ce
     return {"corpus": corpus_name, "models": results}

@@ -26,6 +26,8 @@ from helpers.remote import RemoteEmbedder, embedding_endpoint
 from helpers.servers import infinity_server
 from helpers.standins import as_sequence_classifier
 
+SMOKE_TEXTS, SMOKE_QUESTIONS = 12, 2
+
 
 def _infinity() -> str:
     exe = os.environ.get("RAG_INFINITY") or str(ROOT / ".venv-infinity" / "bin" / "infinity_emb")
@@ -34,7 +36,7 @@ def _infinity() -> str:
     return exe
 
 
-def _throughput(st, settings, url: str, texts: list[str], tokens: int, device: str) -> dict:
+def _throughput(st, settings, url: str, texts: list[str], tokens: int, device: str, repeats: int) -> dict:
     st.encode(texts[:8])  # warm-up
     endpoint = embedding_endpoint(settings.with_overrides(embedding_url=url), MINILM_ID)
     # Built outside the timed calls: the served embedder's dimension probe is a request of its own.
@@ -47,7 +49,7 @@ def _throughput(st, settings, url: str, texts: list[str], tokens: int, device: s
         "served, requests of 32": lambda: served[32].encode_documents(texts),
         "served, requests of 128": lambda: served[128].encode_documents(texts),
     }.items():
-        seconds, vectors = best_of(fn, 3, device)
+        seconds, vectors = best_of(fn, repeats, device)
         runs[name] = {
             "seconds": round(seconds, 3),
             "passages_per_s": round(len(texts) / seconds, 1),
@@ -94,11 +96,18 @@ def _ask_latency(settings, url: str, questions: list[str]) -> dict:
     return out
 
 
-def run(settings, device: str, quick: bool, only: str = "") -> dict:
-    """Throughput over the FAQ (and 2,000 synthetic passages unless quick), then `ask` per stage."""
+def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
+    """Throughput over the FAQ (and 2,000 synthetic passages unless quick), then `ask` per stage.
+
+    `smoke`: SMOKE_TEXTS passages timed once, SMOKE_QUESTIONS questions.
+    """
     settings = settings.with_overrides(models="offline", device="cpu")
     faq, corpus = faq_passages(settings)
-    inputs = {corpus: faq} if quick else {corpus: faq, "synthetic 2k": synthetic(faq, 2000)}
+    if smoke:
+        inputs = {corpus: faq[:SMOKE_TEXTS]}
+    else:
+        inputs = {corpus: faq} if quick else {corpus: faq, "synthetic 2k": synthetic(faq, 2000)}
+    questions = QUESTIONS[: SMOKE_QUESTIONS if smoke else 5 if quick else None]
     with tempfile.TemporaryDirectory() as tmp:
         reranker = as_sequence_classifier(Path(model_path(TINY_RERANKER_ID, settings)), Path(tmp) / "seq-cls")
         models = {MINILM_ID: Path(model_path(MINILM_ID, settings)), TINY_RERANKER_ID: reranker}
@@ -110,9 +119,9 @@ def run(settings, device: str, quick: bool, only: str = "") -> dict:
                 throughput[name] = {
                     "passages": len(texts),
                     "tokens": tokens,
-                    **_throughput(st, settings, url, texts, tokens, "cpu"),
+                    **_throughput(st, settings, url, texts, tokens, "cpu", 1 if smoke else 3),
                 }
-            ask = _ask_latency(settings, url, QUESTIONS[:5] if quick else QUESTIONS)
+            ask = _ask_latency(settings, url, questions)
     return {
         "server": "Infinity 0.0.78 (infinity_emb v2, torch engine, CPU, float32) on 127.0.0.1, same machine",
         "embedding": MINILM_ID,
