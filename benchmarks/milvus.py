@@ -40,8 +40,12 @@ def _collection(client, name: str, index_type: str) -> None:
     schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
     schema.add_field("v", pymilvus.DataType.FLOAT_VECTOR, dim=DIM)
     ip = client.prepare_index_params()
+    build = HNSW_PARAMS if index_type == "HNSW" else {}
     ip.add_index(
-        "v", index_type=index_type, metric_type="IP", params=HNSW_PARAMS if index_type == "HNSW" else {}
+        "v",
+        index_type=index_type,
+        metric_type="IP",
+        params={"params": build},  # the form Lite reads
     )
     client.create_collection(name, schema=schema, index_params=ip, consistency_level="Strong")
 

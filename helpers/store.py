@@ -194,8 +194,10 @@ class MilvusStore:
             )
         )
         index = self.client.prepare_index_params()
-        params = HNSW_PARAMS if index_type == "HNSW" else {}
-        index.add_index("dense", index_type=index_type, metric_type="IP", params=params)
+        build = HNSW_PARAMS if index_type == "HNSW" else {}
+        # Nested under "params": Milvus Lite reads build parameters only there (flat keys, pymilvus's
+        # documented form, are dropped silently); a Milvus server reads both forms.
+        index.add_index("dense", index_type=index_type, metric_type="IP", params={"params": build})
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self.client.create_collection(
             self.collection,

@@ -1,10 +1,12 @@
 """Re-execute the course notebooks in place with the offline kit; keep their outputs, drop volatile metadata.
 
-Usage: python notebooks/execute_notebooks.py [NOTEBOOK ...]
+Usage: python notebooks/execute_notebooks.py [--fresh] [NOTEBOOK ...]
 (default: every notebooks/NN_*.ipynb, then every notebooks/solutions/NN_*_solutions.ipynb)
 
 A cell's previous outputs are kept when the new ones differ only in what `nbval_sanitize.cfg`
-calls volatile (timings, addresses), so running this twice leaves the files unchanged.
+calls volatile (timings, addresses), so running this twice leaves the files unchanged. A cell tagged
+`volatile` keeps its old outputs (plots included) whenever its masked text is the same: after changing
+such a cell's code, run with `--fresh` so that every output is the new one.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def _images(outputs: list) -> list:
     return [v for out in outputs for k, v in sorted(out.get("data", {}).items()) if k.startswith("image/")]
 
 
-def execute(path: Path, patterns) -> bool:
-    """Run one notebook; return True when its file changed."""
+def execute(path: Path, patterns, fresh: bool = False) -> bool:
+    """Run one notebook; return True when its file changed. `fresh`: keep no old output."""
     original = nbformat.read(path, as_version=4)
     nb = copy.deepcopy(original)
     # The kernel's sockets bind to 127.0.0.1 only (jupyter_client's default).
@@ -72,7 +74,7 @@ def execute(path: Path, patterns) -> bool:
         volatile = "volatile" in new.metadata.get("tags", [])
         before, after = (_text(outs, patterns, volatile) for outs in (old.get("outputs", []), new.outputs))
         same_text = before == after
-        if same_text and (volatile or _images(old.get("outputs", [])) == _images(new.outputs)):
+        if not fresh and same_text and (volatile or _images(old.get("outputs", [])) == _images(new.outputs)):
             new.outputs = old.get("outputs", [])
             new.execution_count = old.get("execution_count")
     nb.metadata.pop("widgets", None)
@@ -87,13 +89,15 @@ def main(argv: list[str]) -> int:
     """Execute the given notebooks (or all) in order."""
     os.environ.setdefault("RAG_MODELS", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    fresh = "--fresh" in argv
+    argv = [a for a in argv if a != "--fresh"]
     paths = [Path(p) for p in argv] or [
         *sorted(HERE.glob("[0-9][0-9]_*.ipynb")),
         *sorted((HERE / "solutions").glob("[0-9][0-9]_*_solutions.ipynb")),
     ]
     patterns = sanitizers()
     for path in paths:
-        changed = execute(path, patterns)
+        changed = execute(path, patterns, fresh)
         print(f"{path.name}: {'updated' if changed else 'unchanged'}", flush=True)
     return 0
 

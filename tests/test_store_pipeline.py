@@ -9,7 +9,7 @@ from helpers.config import Settings
 from helpers.data import load_corpus, markdown_chunks
 from helpers.models import ModelChoice, ModelLoadError, choose_models
 from helpers.pipeline import RAG
-from helpers.store import MilvusStore, StoreError, connect
+from helpers.store import HNSW_PARAMS, MilvusStore, StoreError, connect
 
 OFFLINE = choose_models(Settings(models="offline"))  # resolves without the hub
 
@@ -142,3 +142,11 @@ def test_missing_collection_is_a_clear_error(settings):
     with pytest.raises(StoreError, match="python -m helpers ingest"):
         store.search_dense(np.ones(4, dtype=np.float32), 3)
 
+
+def test_the_dense_index_is_built_with_the_parameters_asked_for(settings):
+    """Milvus Lite drops build parameters sent as flat keys: `describe_index` shows what was applied."""
+    store = MilvusStore(connect(settings.milvus_uri), "params_check")
+    store.create(8, "some-model")
+    applied = store.client.describe_index("params_check", "dense")
+    store.client.close()
+    assert applied["index_type"] == "HNSW" and applied.get("params") == HNSW_PARAMS
