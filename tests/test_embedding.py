@@ -86,3 +86,26 @@ def test_dimension_bounds(minilm):
 
 def test_empty_input(minilm):
     assert minilm.encode_documents([]).shape == (0, minilm.dim)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_embedder", "minilm"])
+def test_embedder_equals_plain_sentence_transformers(fixture, request, base_settings):
+    """The reference is sentence-transformers alone: a fresh `SentenceTransformer` on the model's folder and its
+    own `encode_query` / `encode_document`, with no helpers code in between."""
+    from sentence_transformers import SentenceTransformer
+
+    from helpers.models import model_path
+
+    emb: Embedder = request.getfixturevalue(fixture)
+    plain = SentenceTransformer(model_path(emb.model_id, base_settings), device="cpu")
+    queries, docs = TEXTS[:3], TEXTS[3:]
+    np.testing.assert_allclose(
+        emb.encode_queries(queries), plain.encode_query(queries, normalize_embeddings=True), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        emb.encode_documents(docs), plain.encode_document(docs, normalize_embeddings=True), atol=1e-5
+    )
+    cut = Embedder(emb.model, emb.model_id, dim=32).encode_documents(docs)
+    np.testing.assert_allclose(
+        cut, plain.encode_document(docs, truncate_dim=32, normalize_embeddings=True), atol=1e-5
+    )
