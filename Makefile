@@ -64,7 +64,7 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# The model server for the remote-backend tests (see requirements-infinity.lock); about 1.5 GB.
+# The model server for the remote-backend tests (see requirements-infinity.lock); about 1.4 GB.
 $(INFINITY_STAMP): requirements-infinity.lock | check-python
 	$(PYTHON) -m venv $(INFINITY_VENV)
 	$(INFINITY_VENV)/bin/python -m pip install --quiet --upgrade pip

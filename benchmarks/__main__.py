@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.common import machine, save
-from helpers.config import get_settings, resolve_device
-from helpers.switches import configure_process
+from helpers.config import configure_process, get_settings, resolve_device
 
 NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks", "serving")
 

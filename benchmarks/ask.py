@@ -9,8 +9,8 @@ import numpy as np
 
 from benchmarks.common import RANDOM_LABEL
 from benchmarks.corpus import QUESTIONS
-from helpers.models import choose_models
 from helpers.pipeline import RAG
+from helpers.setup import choose_models
 
 SMOKE_QUESTIONS = 2
 

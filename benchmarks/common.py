@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import TESTS  # noqa: F401  (tests/ is on the import path: the benchmarks use its support code)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 RANDOM_LABEL = "random weights, timing only"
 # Dense bf16 tensor-core peak of the H100 SXM (989 TFLOP/s without sparsity), for MFU.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.chunking import chunk_documents, load_corpus
 from helpers.config import Settings
-from helpers.data import chunk_documents, load_corpus
 
 QUESTIONS = [
     "How is data stored in milvus?",

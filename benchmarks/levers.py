@@ -1,15 +1,18 @@
 """Which speed levers earn their code: each against the library's own batched call, on the same inputs.
 
-Embedding (documents, no prompt), baseline `SentenceTransformer.encode_document` at its best batch size:
-* `embedder`: helpers' Embedder (length-sorted batches packed under a token budget);
+Embedding (documents, no prompt), baseline `SentenceTransformer.encode_document` at its best batch size
+(which is also what helpers' Embedder calls, so it is no lever of its own):
 * `packed_varlen`: no padding at all. Texts are tokenized once, packed into rows of at most `budget`
   tokens, and each row runs as one sequence whose attention is cut per text by `cu_seqlens`
   (PyTorch's flash-attention `varlen_attn`, registered as a transformers attention function);
   the embedding is the last token's hidden state, as in last-token pooling.
 * `packed_varlen_compiled`: the same under `torch.compile` (fuses RMSNorm, RoPE, SiLU-and-multiply).
+* `--only compile`: `torch.compile` on the library's own padded batches, to attribute the compiled gain.
 
-Reranking (10 candidates of about 300 tokens), baseline the model card's full-vocabulary reference:
-* `fast`: helpers' Reranker (sentence-transformers CrossEncoder, last position's logits only);
+Reranking (10 candidates of about 300 tokens), baseline the model card's full-vocabulary reference
+(tests/reference_reranker.py):
+* `fast_cross_encoder`: helpers' Reranker, i.e. the library's batched `CrossEncoder.predict` (the last
+  position's logits only);
 * `yes_minus_no`: the sequence-classification form serving engines use: one output row holding the
   difference of the "yes" and "no" rows of the LM head, read from the last hidden state, with the
   prompt's prefix and suffix tokenized once.
@@ -93,7 +96,7 @@ class PackedEmbedder:
         import torch
 
         self.st, self.budget = st, budget
-        self.hf = st[0].auto_model
+        self.hf = st[0].model
         self.device = next(self.hf.parameters()).device
         _register_varlen(str(self.device))
         self.hf.set_attn_implementation(VARLEN)
@@ -137,9 +140,7 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 def embed_levers(
     st, texts: list[str], device: str, batch_sizes, budgets, repeats: int, only: str = ""
 ) -> dict:
-    """Throughput of each lever against st.encode's best batch size, vectors compared by cosine."""
-    from helpers.embedding import Embedder
-
+    """Throughput of each lever against st.encode_document's best batch size, vectors compared by cosine."""
     tokens = _tokens(st, texts)
     t = time.perf_counter()
     _tokens(st, texts)
@@ -190,7 +191,7 @@ def embed_levers(
     if only == "compile":  # attribute the compiled gain: torch.compile on the library's padded batches
         import torch
 
-        plain = st[0].model  # `auto_model` is a read-only alias of it
+        plain = st[0].model  # the Transformer module's Hugging Face model
         st[0].model = torch.compile(plain, dynamic=True)
         t = time.perf_counter()
         st.encode_document(texts[:2048], batch_size=best_bs, show_progress_bar=False)
@@ -209,9 +210,7 @@ def embed_levers(
             compile_warmup_s=warmup,
         )
         st[0].model = plain
-        batch_sizes, budgets = (), ()
-    for bs in batch_sizes:
-        add(f"embedder_batch_{bs}", Embedder(st, "levers", batch_size=bs).encode_documents, batch_size=bs)
+        budgets = ()
     for budget in budgets:
         add(f"packed_varlen_{budget}", PackedEmbedder(st, budget).encode, token_budget=budget)
     if budgets and device.startswith("cuda") and "error" not in rows[f"packed_varlen_{budgets[-1]}"]:
@@ -229,14 +228,14 @@ def embed_levers(
             )
         except Exception as exc:
             rows[f"packed_varlen_compiled_{budget}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    st[0].auto_model.set_attn_implementation("sdpa")
+    st[0].model.set_attn_implementation("sdpa")
     result = {"texts": len(texts), "tokens": tokens, "tokenize_s": round(tokenize_s, 3), "rows": rows}
     if device.startswith("cuda"):
         import torch
 
         peak = next((v for k, v in GPU_PEAK_BF16.items() if k in torch.cuda.get_device_name(0)), None)
         if peak:
-            cfg = st[0].auto_model.config
+            cfg = st[0].model.config
             params = sum(p.numel() for n, p in st.named_parameters() if "embed" not in n)
             seq = tokens / len(texts)
             flops = 2 * params + 4 * cfg.num_hidden_layers * seq * cfg.num_attention_heads * cfg.head_dim
@@ -248,8 +247,9 @@ def embed_levers(
 def yes_minus_no_scores(ce, query: str, documents: list[str], instruction: str | None = None) -> np.ndarray:
     """P(yes) from one output row (w_yes - w_no) on the last hidden state; prefix/suffix tokenized once."""
     import torch
+    from reference_reranker import format_instruction
 
-    from helpers.rerank import PREFIX, SUFFIX, format_pair
+    from helpers.rerank import PREFIX, SUFFIX
 
     model, tok = ce.model, ce.tokenizer
     head = getattr(model, "_yes_minus_no", None)
@@ -259,7 +259,8 @@ def yes_minus_no_scores(ce, query: str, documents: list[str], instruction: str |
         head = model._yes_minus_no = (weight[yes] - weight[no]).detach()
         model._prefix = tok.encode(PREFIX, add_special_tokens=False)
         model._suffix = tok.encode(SUFFIX, add_special_tokens=False)
-    bodies = tok([format_pair(query, d, instruction) for d in documents], add_special_tokens=False)[
+    # The user turn between the prompt's fixed prefix and suffix, as helpers.rerank.render lays it out.
+    bodies = tok([format_instruction(instruction, query, d) for d in documents], add_special_tokens=False)[
         "input_ids"
     ]
     rows = [model._prefix + b + model._suffix for b in bodies]
@@ -282,8 +283,10 @@ def rerank_levers(ce, docs: list[str], device: str, repeats: int) -> dict:
 
     Skipped, with the reason, when the reference's full-vocabulary logits do not fit in memory.
     """
+    from reference_reranker import reference_scores
+
     from benchmarks.rerank import reference_skip_reason
-    from helpers.rerank import Reranker, reference_scores
+    from helpers.rerank import Reranker
 
     query = QUESTIONS[0]
     skip = reference_skip_reason(ce.model, ce.tokenizer, query, docs, device)
@@ -326,20 +329,16 @@ def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False)
 
     `smoke`: the tiny stand-ins, SMOKE_TEXTS passages, one batch size and budget, SMOKE_CANDIDATES pairs.
     """
-    from helpers.models import (
-        RANDOM_06B_EMBEDDER_ID,
-        RANDOM_06B_RERANKER_ID,
-        TINY_EMBEDDER_ID,
-        TINY_RERANKER_ID,
-        load_embedder,
-        load_reranker,
-    )
+    from benchmarks.models import random_06b
+    from helpers.embedding import load_embedder
+    from helpers.offline.standins import TINY_EMBEDDER_ID, TINY_RERANKER_ID
+    from helpers.rerank import load_reranker
 
     gpu = device.startswith("cuda")
     faq, corpus_name = faq_passages(settings)
     texts = faq[:SMOKE_TEXTS] if smoke else synthetic(faq, 10_000) if gpu and not quick else faq
     embed_models = (
-        {f"Qwen3-0.6B architecture ({RANDOM_LABEL})": RANDOM_06B_EMBEDDER_ID}
+        {f"Qwen3-0.6B architecture ({RANDOM_LABEL})": random_06b("embedding", settings)}
         if gpu and not smoke
         else {f"tiny Qwen3 stand-in ({RANDOM_LABEL})": TINY_EMBEDDER_ID}
     )
@@ -358,7 +357,7 @@ def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False)
         return results
     by_length = sorted(faq, key=len, reverse=True)
     docs = by_length[: SMOKE_CANDIDATES if smoke else 10]
-    rerank_model = RANDOM_06B_RERANKER_ID if gpu and not smoke else TINY_RERANKER_ID
+    rerank_model = random_06b("reranker", settings) if gpu and not smoke else TINY_RERANKER_ID
     ce = load_reranker(rerank_model, settings)
     results["rerank"][rerank_model] = rerank_levers(ce, docs, device, 1 if quick or smoke else 5)
     return results

@@ -9,31 +9,26 @@ learner's would (index built on first use); outputs are not kept.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.models import random_06b
 from helpers.config import ROOT
-
-sys.path.insert(0, str(ROOT / "tests"))  # the notebook runner the tests use
 
 
 def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False) -> dict:
     """Seconds per notebook (course notebooks only; `quick` stops after 00-02, `smoke` after 00)."""
-    from notebook_runner import run_notebook
-
-    from helpers.standins import build_tiny_qwen3
+    from notebook_runner import run_notebook  # the tests' runner (tests/ is on the path: benchmarks/__init__)
 
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     kit = "offline kit"
     if only == "qwen3-0.6b-shape":
-        root = Path(settings.cache_dir) / "stand-ins"
         env.update(
             RAG_MODELS="qwen3",
-            RAG_EMBEDDING_MODEL=str(build_tiny_qwen3("embedding", root, size="0.6b")),
-            RAG_RERANKER_MODEL=str(build_tiny_qwen3("reranker", root, size="0.6b")),
+            RAG_EMBEDDING_MODEL=random_06b("embedding", settings),
+            RAG_RERANKER_MODEL=random_06b("reranker", settings),
         )
         kit = "Qwen3-0.6B shape, random weights (timing only)"
     else:

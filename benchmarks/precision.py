@@ -2,9 +2,11 @@
 
 Serving engines trade precision for speed. Whether that pays depends on the machine (bf16 on a CPU
 is fast only with avx512_bf16 or AMX) and on the model (int8 activations are quantised with one
-scale per tensor, which costs more on models with outlier activations). Each variant loads through
-`helpers.models` with `RAG_DTYPE` set as a user would. For the offline kit's embedder, the one model
-here with trained weights, retrieval quality on the labelled questions is measured too.
+scale per tensor, which costs more on models with outlier activations). fp32, bf16 and fp16 load
+through `helpers.embedding.load_embedder` / `helpers.rerank.load_reranker` with the `dtype` setting
+(`RAG_DTYPE`) as a user would set it; int8 (CPU only, not a course setting) loads in fp32 and is then
+quantised by `benchmarks.models.quantize_int8`. For the offline kit's embedder, the one model here
+with trained weights, retrieval quality on the labelled questions is measured too.
 
 No full-vocabulary reference runs here (every variant scores through the CrossEncoder fast path, which
 keeps the last position's logits only), so no run needs sizing against the available memory.
@@ -15,21 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import RANDOM_LABEL, best_of, native_bf16
+from benchmarks.models import quantize_int8, random_06b
+from helpers.chunking import chunk_documents, load_corpus
 from helpers.config import DATA_DIR
-from helpers.data import chunk_documents, load_corpus
-from helpers.embedding import Embedder
+from helpers.embedding import Embedder, load_embedder
 from helpers.evaluate import build_qrels, compute_metrics, load_questions
-from helpers.models import (
-    MINILM_ID,
-    RANDOM_06B_EMBEDDER_ID,
-    RANDOM_06B_RERANKER_ID,
-    TINY_EMBEDDER_ID,
-    TINY_RERANKER_ID,
-    ModelLoadError,
-    load_embedder,
-    load_reranker,
-)
-from helpers.rerank import Reranker
+from helpers.offline.standins import MINILM_ID, TINY_EMBEDDER_ID, TINY_RERANKER_ID
+from helpers.rerank import Reranker, load_reranker
+from helpers.setup import ModelLoadError
 
 QUALITY_METRICS = ("recall@1", "recall@10", "mrr@10")
 INVARIANCE_SAMPLE = 8  # texts embedded one at a time to check batch invariance
@@ -40,6 +35,29 @@ SMOKE_CANDIDATES = 4
 def variants(device: str) -> tuple[str, ...]:
     """The dtypes worth comparing on this device (int8 dynamic quantisation is CPU-only)."""
     return ("float32", "bfloat16", "int8") if device == "cpu" else ("float32", "bfloat16", "float16")
+
+
+def load_variant(kind: str, model_id: str, settings, dtype: str):
+    """The embedder (a SentenceTransformer) or reranker (a CrossEncoder) in `dtype`.
+
+    float32 / bfloat16 / float16: the `dtype` setting. int8: loaded in float32 on the CPU, then every
+    Linear but the LM head quantised in place (`quantize_int8`).
+    """
+    int8 = dtype == "int8"
+    variant = (
+        settings.with_overrides(dtype="float32", device="cpu")
+        if int8
+        else settings.with_overrides(dtype=dtype)
+    )
+    if kind == "embedding":
+        model = load_embedder(model_id, variant)
+        if int8:
+            quantize_int8(model[0].model)  # the Transformer module's Hugging Face model
+        return model
+    model = load_reranker(model_id, variant)
+    if int8:
+        quantize_int8(model.model)  # the causal LM; its LM head stays float32
+    return model
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -63,7 +81,7 @@ def embed_model(settings, device: str, model_id: str, texts: list[str], labelled
     base: dict = {}
     for dtype in variants(device):
         try:
-            emb = Embedder(load_embedder(model_id, settings.with_overrides(dtype=dtype)), model_id)
+            emb = Embedder(load_variant("embedding", model_id, settings, dtype), model_id)
         except ModelLoadError as exc:
             return {"skipped": str(exc)}
         emb.encode_documents(texts[:2])  # warm-up
@@ -106,7 +124,7 @@ def rerank_model(settings, device: str, model_id: str, query: str, docs: list[st
     rows: dict[str, dict] = {}
     base: dict = {}
     for dtype in variants(device):
-        reranker = Reranker(load_reranker(model_id, settings.with_overrides(dtype=dtype)), model_id)
+        reranker = Reranker(load_variant("reranker", model_id, settings, dtype), model_id)
         reranker.score(query, docs[:2])  # warm-up
         seconds, scores = best_of(lambda r=reranker: r.score(query, docs), repeats, device)
         row: dict = {"seconds": round(seconds, 3), "pairs_per_s": round(len(docs) / seconds, 2)}
@@ -152,12 +170,16 @@ def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False)
     if not quick and not smoke:
         # 16 passages / 10 candidates in corpus order: the ratios between variants are what matter here.
         embedders[f"Qwen3-0.6B architecture ({RANDOM_LABEL})"] = (
-            RANDOM_06B_EMBEDDER_ID,
+            random_06b("embedding", settings),
             texts[:16],
             None,
             small,
         )
-        rerankers[f"Qwen3-0.6B architecture ({RANDOM_LABEL})"] = (RANDOM_06B_RERANKER_ID, texts[:10], small)
+        rerankers[f"Qwen3-0.6B architecture ({RANDOM_LABEL})"] = (
+            random_06b("reranker", settings),
+            texts[:10],
+            small,
+        )
     query = labelled[0][0].query
     return {
         "corpus": corpus.name,

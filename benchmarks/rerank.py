@@ -1,13 +1,19 @@
-"""Reranking: the model card's full-vocabulary reference against the CrossEncoder fast path."""
+"""Reranking: the model card's full-vocabulary reference against the CrossEncoder fast path.
+
+The reference is the card's own code (tests/reference_reranker.py); the fast path is helpers' `Reranker`,
+which is the library's batched call, `CrossEncoder.predict` (the last position's logits only).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from reference_reranker import CARD_PREFIX, CARD_SUFFIX, format_instruction, reference_scores
 
 from benchmarks.common import RANDOM_LABEL, Peak, available_memory, best_of, sync
 from benchmarks.corpus import QUESTIONS, faq_passages
-from helpers.models import RANDOM_06B_RERANKER_ID, TINY_RERANKER_ID, load_reranker
-from helpers.rerank import PREFIX, SUFFIX, Reranker, format_pair, reference_scores
+from benchmarks.models import random_06b
+from helpers.offline.standins import TINY_RERANKER_ID
+from helpers.rerank import Reranker, load_reranker
 
 # What the reference's forward pass holds besides its logits (activations, attention scores, allocator
 # slack), as a fraction of the logits: a run is attempted only when logits x (1 + MARGIN) fit.
@@ -23,10 +29,10 @@ def reference_logits_bytes(model, tokenizer, query: str, docs: list[str], max_le
     """
     import torch
 
-    prefix = tokenizer.encode(PREFIX, add_special_tokens=False)
-    suffix = tokenizer.encode(SUFFIX, add_special_tokens=False)
+    prefix = tokenizer.encode(CARD_PREFIX, add_special_tokens=False)
+    suffix = tokenizer.encode(CARD_SUFFIX, add_special_tokens=False)
     pairs = tokenizer(
-        [format_pair(query, d) for d in docs],
+        [format_instruction(None, query, d) for d in docs],
         truncation="longest_first",
         max_length=max_length - len(prefix) - len(suffix),
     )["input_ids"]
@@ -53,7 +59,7 @@ def reference_skip_reason(
     )
 
 
-def compare(ce, model_id: str, docs: list[str], device: str, repeats: int) -> dict:
+def compare(ce, model_id: str, docs: list[str], device: str, repeats: int, batch_size: int = 16) -> dict:
     """Score the same (question, passage) pairs both ways; throughput, peak memory, agreement.
 
     Skipped, with the reason, when the reference's full-vocabulary logits do not fit in memory.
@@ -62,7 +68,7 @@ def compare(ce, model_id: str, docs: list[str], device: str, repeats: int) -> di
     skip = reference_skip_reason(ce.model, ce.tokenizer, query, docs, device)
     if skip is not None:
         return {"candidates": len(docs), "skipped": skip}
-    reranker = Reranker(ce, model_id)
+    reranker = Reranker(ce, model_id, batch_size=batch_size)
     reference_scores(ce.model, ce.tokenizer, query, docs[:2])  # warm-up
     reranker.score(query, docs[:2])
     sync(device)
@@ -84,6 +90,8 @@ def compare(ce, model_id: str, docs: list[str], device: str, repeats: int) -> di
             "peak_growth_mb": round(ref_peak.growth / 2**20, 1),
         },
         "fast": {
+            "call": "CrossEncoder.predict",
+            "batch_size": batch_size,
             "seconds": round(fast_s, 4),
             "pairs_per_s": round(len(docs) / fast_s, 2),
             "peak_growth_mb": round(fast_peak.growth / 2**20, 1),
@@ -106,7 +114,7 @@ def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False)
     gpu = device.startswith("cuda")
     models = {f"tiny stand-in ({RANDOM_LABEL})": TINY_RERANKER_ID}
     if not smoke:
-        models[f"Qwen3-0.6B architecture ({RANDOM_LABEL})"] = RANDOM_06B_RERANKER_ID
+        models[f"Qwen3-0.6B architecture ({RANDOM_LABEL})"] = random_06b("reranker", settings)
     for label, model_id in models.items():
         ce = load_reranker(model_id, settings)
         results[label] = {
@@ -120,8 +128,9 @@ def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False)
                 results[label]["candidates"][str(n)] = {"skipped": "--quick on a CPU: minutes per pass"}
                 continue
             docs = [by_length[i % len(by_length)] for i in range(n)]  # the FAQ's longest passages first
+            repeats = 1 if quick or smoke or ("0.6B" in label and not gpu) else 3
             results[label]["candidates"][str(n)] = compare(
-                ce, model_id, docs, device, 1 if quick or smoke or ("0.6B" in label and not gpu) else 3
+                ce, model_id, docs, device, repeats, settings.rerank_batch_size
             )
         del ce
     return {"corpus": corpus_name, "models": results}

@@ -4,8 +4,9 @@ One machine, one model, one corpus. The server is Infinity (from .venv-infinity,
 127.0.0.1, sharing the machine's cores with this process); the model is the offline kit's
 all-MiniLM-L6-v2, the only real embedder available offline. The in-process baseline is
 sentence-transformers' own batched `encode`, the best a user would otherwise write, plus helpers'
-`Embedder`. `ask` compares the same pipeline with the models in-process and served (the tiny Qwen3
-reranker stand-in, converted for the server: timing only, its scores mean nothing).
+`Embedder` (which makes that same call). `ask` compares the same pipeline with the models in-process
+and served (the tiny Qwen3 reranker stand-in, converted for the server: timing only, its scores mean
+nothing).
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from model_server import infinity_server
+from qwen3_replicas import as_sequence_classifier
 
 from benchmarks.common import best_of, percentiles
 from benchmarks.corpus import QUESTIONS, faq_passages, synthetic
 from helpers.config import ROOT
-from helpers.embedding import Embedder
-from helpers.models import MINILM_ID, TINY_RERANKER_ID, choose_models, load_embedder, model_path
+from helpers.embedding import Embedder, load_embedder
+from helpers.offline.standins import MINILM_ID, TINY_RERANKER_ID, model_path
 from helpers.pipeline import RAG
 from helpers.remote import RemoteEmbedder, embedding_endpoint
-from helpers.servers import infinity_server
-from helpers.standins import as_sequence_classifier
+from helpers.setup import choose_models
 
 SMOKE_TEXTS, SMOKE_QUESTIONS = 12, 2
 
@@ -109,8 +111,9 @@ def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False)
         inputs = {corpus: faq} if quick else {corpus: faq, "synthetic 2k": synthetic(faq, 2000)}
     questions = QUESTIONS[: SMOKE_QUESTIONS if smoke else 5 if quick else None]
     with tempfile.TemporaryDirectory() as tmp:
-        reranker = as_sequence_classifier(Path(model_path(TINY_RERANKER_ID, settings)), Path(tmp) / "seq-cls")
-        models = {MINILM_ID: Path(model_path(MINILM_ID, settings)), TINY_RERANKER_ID: reranker}
+        cache = settings.cache_dir
+        reranker = as_sequence_classifier(Path(model_path(TINY_RERANKER_ID, cache)), Path(tmp) / "seq-cls")
+        models = {MINILM_ID: Path(model_path(MINILM_ID, cache)), TINY_RERANKER_ID: reranker}
         with infinity_server(_infinity(), models, home=Path(tmp) / "home") as url:
             st = load_embedder(MINILM_ID, settings)
             throughput = {}

@@ -1,10 +1,7 @@
-"""Answer from retrieved passages with any OpenAI-compatible chat endpoint, citing sources as [n].
+"""Generation (notebook 05): a cited answer from retrieved passages, through any OpenAI-compatible endpoint.
 
-Works with OpenAI, vLLM, Ollama, llama.cpp's server or anything else that speaks the chat
-completions API (`OPENAI_BASE_URL`). Retrieved passages are *data*: they sit inside `<context>`
-tags that no passage can close, and the system prompt says to ignore instructions found there.
-Without a key or endpoint, `generate` returns a clearly labelled extractive answer instead.
-The `openai` client does the retrying (exponential backoff on 429, 5xx, timeouts, lost connections).
+Passages are data inside `<context>` tags no passage can close; the `openai` client retries; without an
+endpoint, or when its call fails, the answer is the best passage, labelled as not generated.
 """
 
 from __future__ import annotations
@@ -13,9 +10,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from helpers.chunking import Passage
 from helpers.config import Settings
-from helpers.endpoints import Endpoint
-from helpers.passage import Passage
+from helpers.remote import Endpoint
 
 SYSTEM_PROMPT = (
     "You answer questions about Milvus and retrieval-augmented generation using only the numbered "
@@ -28,8 +25,8 @@ CONFIGURE_HINT = (
     "To get a generated answer, set OPENAI_API_KEY (OpenAI), or OPENAI_BASE_URL and LLM_MODEL for any "
     "OpenAI-compatible server (vLLM, Ollama, llama.cpp), in the environment or in .env."
 )
-# How an answer not written by an LLM is labelled; "extractive: the LLM call failed" is the other one.
-EXTRACTIVE_BACKEND = "extractive: no LLM configured"
+# How an answer not written by an LLM is labelled.
+EXTRACTIVE_BACKEND, LLM_FAILED_BACKEND = "extractive: no LLM configured", "extractive: the LLM call failed"
 
 # A "<" that could open or close one of our tags, or start a chat-template special token
 # (ChatML <|im_start|>, Llama 3 <|start_header_id|>, ...), is escaped; every other character is kept.
@@ -74,12 +71,14 @@ def _is_sentence(text: str) -> bool:
     return text.rstrip().endswith((".", "!", "?"))
 
 
-def extractive_answer(sources: Sequence[Passage], reason: str = "no LLM endpoint is configured") -> Answer:
+def extractive_answer(
+    sources: Sequence[Passage], reason: str = "no LLM endpoint is configured", hint: str = CONFIGURE_HINT
+) -> Answer:
     """The fallback: the best passage verbatim, with its citation, labelled as not generated."""
     if not sources:
         end = "" if _is_sentence(reason) else "."
         return Answer(
-            f"[Extractive answer: {reason.rstrip()}{end}] No passage was retrieved.\n{CONFIGURE_HINT}",
+            f"[Extractive answer: {reason.rstrip()}{end}] No passage was retrieved.\n{hint}",
             EXTRACTIVE_BACKEND,
         )
     best = sources[0]
@@ -88,23 +87,29 @@ def extractive_answer(sources: Sequence[Passage], reason: str = "no LLM endpoint
     then = " This" if _is_sentence(reason) else "; this"
     text = (
         f"[Extractive answer: {reason.rstrip()}{then} is the best-matching passage, not a generated "
-        f"answer.]\n\n{best.text.strip()} [1]\n\n(source [1]: {where})\n\n{CONFIGURE_HINT}"
+        f"answer.]\n\n{best.text.strip()} [1]\n\n(source [1]: {where})\n\n{hint}"
     )
     return Answer(text, EXTRACTIVE_BACKEND)
 
 
+def failed_answer(sources: Sequence[Passage], error: Exception, settings: Settings) -> Answer:
+    """The fallback when the configured LLM failed, with a hint that fits (setting a key would not help)."""
+    hint = (
+        f"An LLM endpoint is configured ({settings.openai_base_url or 'api.openai.com'}) but its call "
+        "failed, for the reason above: check the endpoint, the key and LLM_MODEL, or unset "
+        "OPENAI_API_KEY and OPENAI_BASE_URL to answer without an LLM."
+    )
+    text = extractive_answer(sources, f"the LLM call failed: {error}", hint).text
+    return Answer(text, LLM_FAILED_BACKEND)
+
+
 def llm_endpoint(settings: Settings) -> Endpoint:
     """The configured chat endpoint: OPENAI_BASE_URL (empty: api.openai.com), OPENAI_API_KEY, LLM_MODEL."""
+    names = {"url_var": "OPENAI_BASE_URL", "key_var": "OPENAI_API_KEY", "model_var": "LLM_MODEL"}
+    limits = {"timeout_s": settings.llm_timeout_s, "max_retries": settings.llm_max_retries}
+    key = settings.openai_api_key
     return Endpoint(
-        what="LLM endpoint",
-        base_url=settings.openai_base_url,
-        model=settings.llm_model,
-        timeout_s=settings.llm_timeout_s,
-        max_retries=settings.llm_max_retries,
-        url_var="OPENAI_BASE_URL",
-        key_var="OPENAI_API_KEY",
-        model_var="LLM_MODEL",
-        api_key=settings.openai_api_key,
+        "LLM endpoint", settings.openai_base_url, settings.llm_model, **limits, **names, api_key=key
     )
 
 
@@ -116,11 +121,7 @@ def generate(
     on_token: Callable[[str], None] | None = None,
     client=None,
 ) -> Answer:
-    """Answer `question` from `sources` with the configured LLM, or extractively when none is configured.
-
-    With `stream=True`, each piece of text is passed to `on_token` as it arrives. Raises `LLMError`
-    with a readable message (never containing the key) when the endpoint fails after retries.
-    """
+    """Answer from `sources` with the configured LLM (streamed to `on_token`), else extractively."""
     if client is None and not settings.llm_configured:
         return extractive_answer(sources)
     import openai

@@ -1,4 +1,8 @@
-"""Embedding and reranking served over HTTP (vLLM, TEI, Infinity), with the in-process interfaces.
+"""The serving client: OpenAI-compatible HTTP endpoints, and embedding and reranking served over HTTP.
+
+`Endpoint` is the one client recipe (retries, time-out) and the one way to explain a failure, for the chat
+model (`generate`) and for served models. `RemoteEmbedder` and `RemoteReranker` give the in-process
+interfaces over vLLM, TEI or Infinity.
 
 `RemoteEmbedder` calls an OpenAI-compatible `/embeddings` route through the `openai` client;
 `RemoteReranker` calls a `/rerank` route (the Jina/Cohere shape that vLLM and Infinity answer, or
@@ -9,13 +13,14 @@ question gets the same ranking within the server's numeric precision.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from helpers.config import Settings
 from helpers.embedding import Encoder, truncate_normalize
-from helpers.endpoints import Endpoint
-from helpers.models import is_stand_in
-from helpers.rerank import Ranker, split_prompt
+from helpers.offline.standins import is_stand_in
+from helpers.rerank import Ranker, render
 
 # What the server reads at most is its own business (it truncates); questions are cut at this many
 # tokens' worth of characters, as for an in-process model of this length.
@@ -24,6 +29,73 @@ SERVED_MAX_TOKENS = 8192
 
 class ModelServerError(RuntimeError):
     """A model server failed or answered something unusable; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a model is served, and the variables that configure it (named in error messages)."""
+
+    what: str  # "LLM endpoint", "embedding server", "rerank server"
+    base_url: str  # "" means api.openai.com
+    model: str
+    timeout_s: float
+    max_retries: int
+    url_var: str
+    key_var: str
+    model_var: str
+    api_key: str = field(default="", repr=False)
+
+    @property
+    def where(self) -> str:
+        """The server, for messages."""
+        return self.base_url or "api.openai.com"
+
+    def client(self):
+        """An `openai.OpenAI` client with bounded retries and a timeout."""
+        from openai import OpenAI
+
+        return OpenAI(
+            # Local servers (vLLM, TEI, Infinity, Ollama) accept any key; the client insists on one.
+            api_key=self.api_key or "not-needed",
+            base_url=self.base_url or None,
+            max_retries=self.max_retries,
+            timeout=self.timeout_s,
+        )
+
+    def explain(self, exc: Exception) -> str:
+        """One line on what went wrong and what to do; never contains the key."""
+        import openai
+
+        n = self.max_retries + 1
+        tries = f"{n} attempt" if n == 1 else f"{n} attempts"
+        head = f"The {self.what} {self.where}"
+        if isinstance(exc, openai.AuthenticationError):
+            return f"{head} rejected the API key (401). Check {self.key_var}."
+        if isinstance(exc, openai.PermissionDeniedError):
+            return f"{head} refused access (403) to model {self.model!r}."
+        if isinstance(exc, openai.NotFoundError):
+            return (
+                f"{head} has no model {self.model!r} or no such route (404). "
+                f"Check {self.model_var} and {self.url_var}."
+            )
+        if isinstance(exc, openai.RateLimitError):
+            return f"{head} kept answering 429 (rate limit or quota) after {tries}."
+        if isinstance(exc, openai.APITimeoutError):
+            return f"{head} did not answer within {self.timeout_s:g} s ({tries})."
+        if isinstance(exc, openai.APIConnectionError):
+            return (
+                f"Could not connect to the {self.what} {self.where} ({tries}). "
+                f"Is the server running? Check {self.url_var}."
+            )
+        if isinstance(exc, openai.APIStatusError):
+            if exc.status_code < 500:  # the server says what it refused (e.g. an unknown model name)
+                detail = " ".join(str(exc.message).split())[:300]
+                return (
+                    f"{head} refused the request for model {self.model!r} "
+                    f"(HTTP {exc.status_code}: {detail}). Check {self.model_var}."
+                )
+            return f"{head} answered HTTP {exc.status_code} after {tries}."
+        return f"The call to the {self.what} {self.where} failed: {type(exc).__name__}."
 
 
 def embedding_endpoint(settings: Settings, model: str) -> Endpoint:
@@ -175,3 +247,15 @@ class RemoteReranker(Ranker):
                 f"({str(answer)[:120]}): is RAG_RERANK_URL a rerank route (vLLM, TEI or Infinity)?"
             )
         return scores
+
+
+def split_prompt(query: str, document: str, instruction: str | None) -> tuple[str, str]:
+    """The reranker's prompt cut before `<Document>`: what a rerank server gets as query and as document.
+
+    A server that scores Qwen3-Reranker as a sequence classifier (vLLM, Infinity) joins the two texts
+    without a separator, so the model reads exactly `render(query, document, instruction)`.
+    """
+    sentinel = "\x00document\x00"
+    prompt = render(query, sentinel, instruction)
+    cut = prompt.index(f"<Document>: {sentinel}")
+    return prompt[:cut], prompt[cut:].replace(sentinel, document)

@@ -16,8 +16,8 @@ REASON = (
 
 
 def _archive_available() -> bool:
+    from helpers.chunking import DataError, find_archive
     from helpers.config import get_settings
-    from helpers.data import DataError, find_archive
 
     try:
         return find_archive(get_settings(use_dotenv=False), download=False)[0] is not None

@@ -59,6 +59,21 @@ def _images(outputs: list) -> list:
     return [v for out in outputs for k, v in sorted(out.get("data", {}).items()) if k.startswith("image/")]
 
 
+def _screen(outputs: list) -> list:
+    """Consecutive writes to one stream joined, each line kept as a screen shows it: a progress bar redraws
+    its line with carriage returns, and only the text after a line's last one stays."""
+    merged: list = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and merged and merged[-1].get("name") == out.get("name"):
+            merged[-1]["text"] += out["text"]
+        else:
+            merged.append(copy.deepcopy(out))
+    for out in merged:
+        if out.get("output_type") == "stream":
+            out["text"] = re.sub(r"[^\n]*\r", "", out["text"])
+    return merged
+
+
 def execute(path: Path, patterns, fresh: bool = False) -> bool:
     """Run one notebook; return True when its file changed. `fresh`: keep no old output."""
     original = nbformat.read(path, as_version=4)
@@ -71,6 +86,7 @@ def execute(path: Path, patterns, fresh: bool = False) -> bool:
         new.metadata.pop("execution", None)
         if new.cell_type != "code":
             continue
+        new.outputs = _screen(new.outputs)
         volatile = "volatile" in new.metadata.get("tags", [])
         before, after = (_text(outs, patterns, volatile) for outs in (old.get("outputs", []), new.outputs))
         same_text = before == after

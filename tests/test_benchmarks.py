@@ -2,7 +2,8 @@
 
 The checks are on behaviour, never on speed: the result has its keys, its numbers are finite and in
 range, two implementations of the same maths agree, and a skipped run says why. Smoke runs save
-nothing: no test may change benchmarks/results/.
+nothing: no test may change benchmarks/results/. The int8 variant the precision benchmark measures
+(`benchmarks.models.quantize_int8`, not a course setting) is checked here too.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.common import RESULTS, available_memory
 from benchmarks.corpus import QUESTIONS, faq_passages
+from helpers.offline.standins import TINY_EMBEDDER_ID, TINY_RERANKER_ID
 
 AGREE = 1e-5  # fp32 scores of the same model, computed two ways
 COSINE = 0.9999  # fp32 embeddings of the same model, computed two ways
@@ -67,8 +70,9 @@ def faq(base_settings) -> list[str]:
 
 def test_reference_size_is_the_logits_the_reference_builds(tiny_cross_encoder, faq):
     """The estimate equals the bytes of the LM head's output when the reference runs on the same pairs."""
+    from reference_reranker import reference_scores
+
     from benchmarks.rerank import reference_logits_bytes
-    from helpers.rerank import reference_scores
 
     model, tok = tiny_cross_encoder.model, tiny_cross_encoder.tokenizer
     docs = [faq[0], faq[-1], faq[len(faq) // 2]]  # unequal lengths: the batch is padded
@@ -128,10 +132,17 @@ def test_embed(base_settings):
     for entry in models.values():
         row = entry["corpora"]["faq"]
         assert row["chunks"] == SMOKE_TEXTS and row["tokens"] > 0
-        assert row["max_abs_diff"] < 1e-4 and row["min_cosine"] > COSINE  # tutorial loop vs Embedder
-        assert row["min_cosine_vs_st_encode"] > COSINE
-        assert 0 <= row["fast"]["padding_fraction"] < 1
-        assert row["speedup"] > 0 and row["speedup_vs_st_encode"] > 0
+        # The tutorial's loop and the library's batched call: the same vectors.
+        assert row["max_abs_diff"] < 1e-4 and row["min_cosine"] > COSINE
+        assert row["library"]["call"] == "SentenceTransformer.encode_document"
+        assert set(row["library"]["tokens_per_s_by_batch_size"]) == {"4", "8"}
+        assert str(row["library"]["batch_size"]) in row["library"]["tokens_per_s_by_batch_size"]
+        # helpers' Embedder is that same call at the same batch size: the same vectors; its cost is reported.
+        embedder = row["helpers_embedder"]
+        assert embedder["batch_size"] == row["library"]["batch_size"]
+        assert embedder["max_abs_diff_vs_library"] < 1e-6
+        assert embedder["seconds_ratio_to_library"] > 0
+        assert row["speedup"] > 0 and "padding_fraction" not in json.dumps(row)
         assert all(math.isfinite(x) for x in numbers(row))
 
 
@@ -208,7 +219,7 @@ def test_levers(base_settings):
     (embed,) = result["embed"].values()
     assert embed["texts"] == SMOKE_TEXTS
     levers = {k: v for k, v in embed["rows"].items() if k != "baseline_st_encode"}
-    assert {"embedder_batch_4", "packed_varlen_1024"} <= set(levers)
+    assert set(levers) == {"packed_varlen_1024"}  # helpers' Embedder is the baseline's call: no lever
     for name, row in levers.items():
         assert "error" not in row, (name, row)
         assert row["min_cosine_vs_st_encode"] > COSINE and row["speedup_vs_st_encode"] > 0
@@ -263,3 +274,62 @@ def test_plot(tmp_path, capsys):
         plot(tmp_path, out=tmp_path / "empty.png")
     assert main(["plot", "--smoke"]) == 0
     assert "not saved" in capsys.readouterr().out
+
+
+# --- int8 dynamic quantisation (benchmarks.models.quantize_int8, CPU) ------------------------------
+
+INT8_TEXTS = ["Milvus stores data in MinIO or S3.", "How do I install Milvus on Windows?", "nlist and nprobe"]
+
+
+@pytest.fixture(scope="module")
+def fp32_cpu(base_settings):
+    """Settings that load a model in float32 on the CPU, as the int8 variant starts."""
+    return base_settings.with_overrides(device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def int8_cross_encoder(fp32_cpu):
+    """A fresh tiny reranker stand-in, quantised in place (never the shared `tiny_cross_encoder`)."""
+    from benchmarks.models import quantize_int8
+    from helpers.rerank import load_reranker
+
+    ce = load_reranker(TINY_RERANKER_ID, fp32_cpu)
+    quantize_int8(ce.model)
+    return ce
+
+
+def test_int8_quantises_every_linear_but_the_lm_head(int8_cross_encoder):
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    model = int8_cross_encoder.model
+    plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
+    quantised = [n for n, m in model.named_modules() if isinstance(m, DynamicInt8Linear)]
+    assert plain == ["lm_head"]
+    assert len(quantised) == 7 * model.config.num_hidden_layers  # q, k, v, o, gate, up, down
+    assert model.lm_head.weight.dtype == torch.float32
+
+
+def test_int8_reranker_fast_path_equals_the_reference_on_the_same_model(int8_cross_encoder):
+    from reference_reranker import reference_scores
+
+    from helpers.rerank import Reranker
+
+    ce, query = int8_cross_encoder, "Where is data stored?"
+    docs = ["Milvus keeps data in object storage.", "Use Docker on Windows.", "Partitions split data."]
+    fast = Reranker(ce, TINY_RERANKER_ID).score(query, docs)
+    ref = reference_scores(ce.model, ce.tokenizer, query, docs)
+    assert np.abs(fast - ref).max() < 1e-4
+
+
+def test_int8_embedder_stays_close_to_fp32(fp32_cpu):
+    from benchmarks.models import quantize_int8
+    from helpers.embedding import Embedder, load_embedder
+
+    fp32 = Embedder(load_embedder(TINY_EMBEDDER_ID, fp32_cpu), TINY_EMBEDDER_ID)
+    st = load_embedder(TINY_EMBEDDER_ID, fp32_cpu)
+    quantize_int8(st[0].model)
+    int8 = Embedder(st, TINY_EMBEDDER_ID)
+    a, b = fp32.encode_documents(INT8_TEXTS), int8.encode_documents(INT8_TEXTS)
+    cosine = (a.astype(np.float64) * b).sum(axis=1)
+    assert (cosine > 0.95).all() and not np.allclose(a, b, atol=1e-6)  # close, but really quantised

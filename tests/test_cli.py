@@ -16,7 +16,7 @@ import pytest
 from openai_stub import OpenAIStub
 from procs import child_env
 
-from helpers.__main__ import main, run
+from helpers.cli import main, run
 from helpers.config import QWEN3_EMBEDDING_ID, QWEN3_RERANKER_ID
 
 ASK_KEYS = {
@@ -265,12 +265,12 @@ def down_hub(monkeypatch):
     server.server_close()
 
 
-PROBE = f"/api/models/{QWEN3_EMBEDDING_ID}"  # how `hub_reachable` asks whether the hub answers
+PROBE = f"/api/models/{QWEN3_EMBEDDING_ID}"  # how `hub.reachable` asks whether the hub answers
 # The CLI, with sentence-transformers' loaders replaced by one that says so and exits 99.
 WITHOUT_LOADING = """
 import sys
 import sentence_transformers
-from helpers.__main__ import main
+from helpers.cli import main
 
 def refuse(*args, **kwargs):
     print("a model was loaded", file=sys.stderr)
@@ -383,7 +383,7 @@ def test_a_malformed_dotenv_line_is_one_warning_naming_the_file_and_line(tmp_pat
     # `python -c` runs in tmp_path, where pymilvus's own load_dotenv looks; the course looks there too.
     driver = (
         "import pathlib, sys, helpers.config; helpers.config.ROOT = pathlib.Path.cwd(); "
-        "from helpers.__main__ import main; main(sys.argv[1:])"
+        "from helpers.cli import main; main(sys.argv[1:])"
     )
     env = child_env(RAG_LITE_FILE=str(tmp_path / "cli.db"), MILVUS_URI=f"http://127.0.0.1:{_closed_port()}")
     done = subprocess.run(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.data import (
+from helpers.chunking import (
+    ARCHIVE_NAME,
     DataError,
     Document,
     chunk_documents,
@@ -116,7 +117,7 @@ def test_fallback_to_sample_when_archive_unreachable(base_settings, tmp_path, ca
     corpus = load_corpus("milvus-faq", s)
     assert corpus.name == "sample"
     assert "SAMPLE corpus" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir()), "a failed download must leave no file behind"
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()], "a failed download must leave no file behind"
 
 
 # --- the markdown chunker's rules ----------------------------------------------------------------
@@ -205,12 +206,15 @@ def test_download_is_atomic_and_validated(file_server, tmp_path):
     root, url = file_server
     _make_zip(root / "docs.zip", {"en/faq/a.md": FAQ_MD.encode()})
     (root / "broken.zip").write_bytes((root / "docs.zip").read_bytes()[:-40])
-    cache = tmp_path / "cache"
-    dest = download_archive(f"{url}/docs.zip", cache / "docs.zip")
-    assert validate_archive(dest) == 1
-    with pytest.raises(DataError):
-        download_archive(f"{url}/broken.zip", cache / "broken.zip")
-    assert sorted(p.name for p in cache.iterdir()) == ["docs.zip"], "no half file may stay in the cache"
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    dest = download_archive(f"{url}/docs.zip", good)
+    assert dest == good / ARCHIVE_NAME and validate_archive(dest) == 1
+    with pytest.raises(DataError, match=r"damaged|not an intact"):
+        download_archive(f"{url}/broken.zip", bad)
+    assert not list(bad.iterdir()), "no half or broken file may stay in the cache"
+    with pytest.raises(DataError, match=r"Download of .* failed"):
+        download_archive(f"{url}/missing.zip", bad)  # a 404
+    assert not list(bad.iterdir())
 
 
 def test_find_archive_downloads_once_then_uses_cache(file_server, tmp_path, base_settings):

@@ -90,14 +90,14 @@ def test_empty_input(minilm):
 
 @pytest.mark.parametrize("fixture", ["tiny_embedder", "minilm"])
 def test_embedder_equals_plain_sentence_transformers(fixture, request, base_settings):
-    """The reference is sentence-transformers alone: a fresh `SentenceTransformer` on the model's folder and its
-    own `encode_query` / `encode_document`, with no helpers code in between."""
+    """The reference is sentence-transformers alone: a fresh `SentenceTransformer` on the model's folder,
+    its own `encode_query` / `encode_document`, no helpers code in between."""
     from sentence_transformers import SentenceTransformer
 
-    from helpers.models import model_path
+    from helpers.offline.standins import model_path
 
     emb: Embedder = request.getfixturevalue(fixture)
-    plain = SentenceTransformer(model_path(emb.model_id, base_settings), device="cpu")
+    plain = SentenceTransformer(model_path(emb.model_id, base_settings.cache_dir), device="cpu")
     queries, docs = TEXTS[:3], TEXTS[3:]
     np.testing.assert_allclose(
         emb.encode_queries(queries), plain.encode_query(queries, normalize_embeddings=True), atol=1e-5

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.__main__ import run
+from helpers.chunking import Passage
+from helpers.cli import run
+from helpers.cli_eval import run_eval
 from helpers.config import ROOT
 from helpers.evaluate import (
     METRICS,
@@ -19,10 +21,8 @@ from helpers.evaluate import (
     compute_metrics,
     evaluate_strategies,
     load_questions,
-    run_eval,
 )
-from helpers.models import choose_models
-from helpers.passage import Passage
+from helpers.setup import choose_models
 
 SAMPLE_QUESTIONS = ROOT / "data" / "eval" / "sample_questions.jsonl"
 FAQ_QUESTIONS = ROOT / "data" / "eval" / "milvus_faq_questions.jsonl"
@@ -89,7 +89,9 @@ def test_per_language_figures_equal_the_metric_on_that_language_alone():
     passages = {f"rel{n}": Passage(id=f"rel{n}", text=f"Heading {n}?\n\nanswer") for n in RANKS}
     for n in RANKS:  # every question is judged: its relevant passage exists, retrieved or not
         passages |= {d: Passage(id=d, text=f"filler {d}") for d in _ranked(n) if d not in passages}
-    questions = [Question(f"question {n}", LANGS[n], (f"Heading {n}?",), n) for n in RANKS]
+    questions = [
+        Question(query=f"question {n}", lang=LANGS[n], relevant=(f"Heading {n}?",), line=n) for n in RANKS
+    ]
     report = evaluate_strategies(_FixedRetrieval(passages), questions, list(passages.values()), ("dense",))
     by_hand = {n: 0.0 if r is None else 1 / r for n, r in RANKS.items()}
     for lang in ("en", "de"):
@@ -111,8 +113,8 @@ def test_qrels_match_labels_by_text():
         Passage(id="2", text="Other", source="f.md", title="t"),
     ]
     questions = [
-        Question("store?", "en", ("Where does Milvus store data?",), 1),
-        Question("x", "en", ("Nope",), 2),
+        Question(query="store?", relevant=("Where does Milvus store data?",), line=1),
+        Question(query="x", relevant=("Nope",), line=2),
     ]
     assert build_qrels(questions, chunks) == {"q1": {"1": 1}}
 
@@ -126,7 +128,7 @@ def test_shipped_question_files_are_valid():
 
 
 def test_faq_labels_all_match_a_passage(archive_zip, base_settings):
-    from helpers.data import chunk_documents, load_corpus
+    from helpers.chunking import chunk_documents, load_corpus
 
     chunks = chunk_documents(load_corpus("milvus-faq", base_settings).documents)
     questions = load_questions(FAQ_QUESTIONS)
@@ -136,12 +138,14 @@ def test_faq_labels_all_match_a_passage(archive_zip, base_settings):
 @pytest.mark.parametrize(
     ("line", "needle"),
     [
-        ("{not json", "not valid JSON"),
-        ('["a list"]', "expected a JSON object"),
+        ("{not json", "Invalid JSON"),
+        ('["a list"]', "should be an object"),
         ('{"query": "", "lang": "en", "relevant": ["x"]}', "'query'"),
         ('{"query": "q", "lang": "en", "relevant": []}', "'relevant'"),
         ('{"query": "q", "lang": "en"}', "'relevant'"),
-        ('{"query": "q", "lang": "en", "relevant": [3]}', "'relevant'"),
+        ('{"query": "q", "lang": "en", "relevant": [3]}', "'relevant.0'"),
+        ('{"query": "  ", "lang": "en", "relevant": ["x"]}', "'query'"),
+        ('{"query": "q", "lang": "", "relevant": ["x"]}', "'lang'"),
     ],
 )
 def test_malformed_lines_name_the_line(tmp_path, line, needle):

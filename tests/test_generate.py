@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.chunking import Passage
 from helpers.config import Settings
 from helpers.generate import (
     CONFIGURE_HINT,
@@ -19,7 +20,6 @@ from helpers.generate import (
     generate,
     neutralise,
 )
-from helpers.passage import Passage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openai_stub import OpenAIStub

@@ -1,24 +1,18 @@
-"""Model choice (auto, qwen3, offline) and the deterministic tiny Qwen3 stand-ins."""
+"""Model choice (auto, qwen3, offline), loading, and the deterministic tiny Qwen3 stand-ins."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pytest
 from safetensors.numpy import load_file
 
+from helpers.cli import banner
 from helpers.config import QWEN3_EMBEDDING_ID
-from helpers.models import (
-    MINILM_ID,
-    TINY_EMBEDDER_ID,
-    TINY_RERANKER_ID,
-    ModelLoadError,
-    build_tiny_qwen3,
-    check_downloadable,
-    choose_models,
-    load_embedder,
-    load_reranker,
-    needs_download,
-)
+from helpers.embedding import load_embedder
+from helpers.offline.hub import ModelLoadError, check_downloadable, needs_download
+from helpers.offline.standins import MINILM_ID, TINY_RERANKER_ID, model_path
+from helpers.setup import choose_models
 
 
 def test_offline_kit(base_settings):
@@ -30,7 +24,7 @@ def test_offline_kit(base_settings):
     )
     assert choice.reranker_is_stand_in
     assert "random weights" in choice.as_dict()["reranker"]
-    assert "mean nothing" in choice.banner() and "RAG_MODELS=qwen3" in choice.banner()
+    assert "mean nothing" in banner(choice) and "RAG_MODELS=qwen3" in banner(choice)
 
 
 def test_qwen3_kit_uses_configured_ids(base_settings):
@@ -51,15 +45,15 @@ def test_auto_falls_back_offline_without_cache_or_hub(base_settings, monkeypatch
 
 
 def test_auto_records_the_hubs_answer_on_the_choice(base_settings, monkeypatch, tmp_path):
-    monkeypatch.setattr("helpers.models.is_cached", lambda model_id: False)
-    monkeypatch.setattr("helpers.models.hub_reachable", lambda settings: False)
+    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.offline.hub.reachable", lambda settings: False)
     assert choose_models(base_settings.with_overrides(models="auto")).hub is False
     assert choose_models(base_settings.with_overrides(models="offline")).hub is None  # not asked
 
 
 def test_a_known_hub_answer_is_not_asked_again(base_settings, monkeypatch):
-    monkeypatch.setattr("helpers.models.is_cached", lambda model_id: False)
-    monkeypatch.setattr("helpers.models.hub_reachable", lambda *a, **k: pytest.fail("the hub was asked"))
+    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.offline.hub.reachable", lambda *a, **k: pytest.fail("the hub was asked"))
     online = base_settings.with_overrides(hub_offline=False)
     with pytest.raises(ModelLoadError, match=r"embedding model .*hub is unreachable.*RAG_MODELS=offline"):
         check_downloadable("embedding", QWEN3_EMBEDDING_ID, online, hub=False)
@@ -74,17 +68,16 @@ def test_unknown_model_gives_actionable_error(base_settings):
         load_embedder("no-such-org/no-such-model", base_settings)
 
 
-@pytest.mark.parametrize("kind", ["embedding", "reranker"])
-def test_stand_ins_are_deterministic(tmp_path, kind):
-    a = build_tiny_qwen3(kind, tmp_path / "a")
-    b = build_tiny_qwen3(kind, tmp_path / "b")
+@pytest.mark.parametrize("model_id", ["stand-in/tiny-qwen3-embedding", TINY_RERANKER_ID])
+def test_stand_ins_are_deterministic(tmp_path, model_id):
+    a, b = Path(model_path(model_id, tmp_path / "a")), Path(model_path(model_id, tmp_path / "b"))
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert wa.keys() == wb.keys()
     assert all((wa[k] == wb[k]).all() for k in wa)
     assert (a / "tokenizer.json").read_text() == (b / "tokenizer.json").read_text()
     # Built once: a second call reuses the folder.
     stamp = (a / "stand_in_recipe.json").stat().st_mtime_ns
-    build_tiny_qwen3(kind, tmp_path / "a")
+    model_path(model_id, tmp_path / "a")
     assert (a / "stand_in_recipe.json").stat().st_mtime_ns == stamp
 
 
@@ -108,45 +101,3 @@ def test_stand_in_embedder_is_last_token_pooled_qwen3(tiny_embedder):
     # Like Qwen3-Embedding: <|endoftext|> is appended, and its hidden state becomes the embedding.
     ids = st.tokenizer("hello")["input_ids"]
     assert ids[-1] == st.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-
-
-# --- int8 dynamic quantisation (RAG_DTYPE=int8, CPU) ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def int8_settings(base_settings):
-    return base_settings.with_overrides(device="cpu", dtype="int8")
-
-
-def test_int8_quantises_every_linear_but_the_lm_head(int8_settings):
-    import torch
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
-
-    model = load_reranker(TINY_RERANKER_ID, int8_settings).model
-    plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
-    quantised = [n for n, m in model.named_modules() if isinstance(m, DynamicInt8Linear)]
-    assert plain == ["lm_head"]
-    assert len(quantised) == 7 * model.config.num_hidden_layers  # q, k, v, o, gate, up, down
-    assert model.lm_head.weight.dtype == torch.float32
-
-
-def test_int8_reranker_fast_path_equals_the_reference_on_the_same_model(int8_settings):
-    from helpers.rerank import Reranker, reference_scores
-
-    ce = load_reranker(TINY_RERANKER_ID, int8_settings)
-    docs = ["Milvus keeps data in object storage.", "Use Docker on Windows.", "Partitions split data."]
-    fast = Reranker(ce, TINY_RERANKER_ID).score("Where is data stored?", docs)
-    ref = reference_scores(ce.model, ce.tokenizer, "Where is data stored?", docs)
-    assert np.abs(fast - ref).max() < 1e-4
-
-
-def test_int8_embedder_stays_close_to_fp32(base_settings, int8_settings):
-    from helpers.embedding import Embedder
-
-    texts = ["Milvus stores data in MinIO or S3.", "How do I install Milvus on Windows?", "nlist and nprobe"]
-    cpu = base_settings.with_overrides(device="cpu")
-    fp32 = Embedder(load_embedder(TINY_EMBEDDER_ID, cpu), TINY_EMBEDDER_ID)
-    int8 = Embedder(load_embedder(TINY_EMBEDDER_ID, int8_settings), TINY_EMBEDDER_ID)
-    a, b = fp32.encode_documents(texts), int8.encode_documents(texts)
-    cosine = (a * b).sum(axis=1)
-    assert (cosine > 0.95).all() and not np.allclose(a, b, atol=1e-6)  # close, but really quantised

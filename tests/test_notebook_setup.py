@@ -9,8 +9,8 @@ import zipfile
 from notebook_runner import NOTEBOOKS_DIR, run_notebooks
 from procs import child_env, read_line, stop
 
-from helpers.data import ARCHIVE_NAME, find_archive
-from helpers.notebook import notebook_lite_file
+from helpers.chunking import ARCHIVE_NAME, find_archive
+from helpers.setup import notebook_lite_file
 
 FAQ_MD = "# FAQ\n\n#### Where does Milvus store data?\n\nIn object storage.\n"
 
@@ -41,7 +41,7 @@ def test_an_archive_given_once_is_remembered(base_settings, tmp_path):
 
 
 def test_notebooks_run_while_another_kernel_holds_its_own_lite_file(tmp_path, archive_zip):
-    """A kernel of notebook 04 keeps its Milvus Lite file open; 03 and 05 run meanwhile, untouched by it."""
+    """A kernel of notebook 04 keeps its Milvus Lite file open; 05 (which indexes) runs meanwhile."""
     lite = tmp_path / "course.db"
     held = tmp_path / "notebooks" / "04.db"
     held.parent.mkdir()
@@ -61,10 +61,9 @@ def test_notebooks_run_while_another_kernel_holds_its_own_lite_file(tmp_path, ar
     try:
         assert read_line(holder, timeout=60) == "holding"
         env = child_env(MILVUS_URI="", RAG_LITE_FILE=str(lite), MILVUS_DOCS_ZIP=str(archive_zip))
-        paths = [NOTEBOOKS_DIR / "03_milvus_indexing.ipynb", NOTEBOOKS_DIR / "05_generation.ipynb"]
-        failures = run_notebooks(paths, env)
+        failures = run_notebooks([NOTEBOOKS_DIR / "05_generation.ipynb"], env)
         assert not failures, "\n\n".join(str(f) for f in failures)
         assert holder.poll() is None, "the other kernel still holds its file"
-        assert sorted(p.name for p in held.parent.glob("*.db")) == ["03.db", "04.db", "05.db"]
+        assert sorted(p.name for p in held.parent.glob("*.db")) == ["04.db", "05.db"]
     finally:
         stop(holder)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from qwen3_replicas import REPLICA_LAYERS, build_replica
+from reference_reranker import reference_scores
 
-from helpers.embedding import Embedder, query_prompt
-from helpers.models import choose_models, load_embedder, load_reranker
-from helpers.rerank import Reranker, reference_scores
-from helpers.standins import REPLICA_LAYERS, build_replica, main
+from helpers.config import ROOT
+from helpers.embedding import Embedder, load_embedder, query_prompt
+from helpers.rerank import Reranker, load_reranker
+from helpers.setup import choose_models
 
 # File lists of Qwen/Qwen3-Embedding-0.6B and Qwen/Qwen3-Reranker-0.6B (besides README, LICENSE).
 HUB_FILES = {
@@ -45,8 +49,8 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def replicas() -> dict[str, Path]:
-    return {kind: build_replica(kind) for kind in ("embedding", "reranker")}
+def replicas(base_settings) -> dict[str, Path]:
+    return {kind: build_replica(kind, base_settings.cache_dir) for kind in ("embedding", "reranker")}
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +154,10 @@ def test_reranker_replica_fast_path_equals_the_reference(qwen3_settings):
     assert fast.shape == (3,) and np.abs(fast - ref).max() < 1e-4
 
 
-def test_built_once_and_the_cli_prints_the_folders(replicas, capsys):
+def test_built_once_and_the_script_prints_the_folders(replicas, base_settings):
     stamp = (replicas["reranker"] / "model.safetensors").stat().st_mtime_ns
-    assert main(["replicas"]) == 0
-    assert capsys.readouterr().out.split() == [str(replicas["embedding"]), str(replicas["reranker"])]
+    script = ROOT / "tests" / "qwen3_replicas.py"
+    cmd = [sys.executable, str(script), base_settings.cache_dir]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, check=True)
+    assert done.stdout.split() == [str(replicas["embedding"]), str(replicas["reranker"])]
     assert (replicas["reranker"] / "model.safetensors").stat().st_mtime_ns == stamp

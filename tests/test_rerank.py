@@ -1,13 +1,14 @@
-"""The reranker: prompt, fast path (CrossEncoder) against the model card reference, ordering."""
+"""The reranker: one prompt template against the model card's, the library fast path against the card's
+full-vocabulary code, ordering, truncation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_reranker import CARD_PREFIX, CARD_SUFFIX, card_prompt, reference_scores
 
-from helpers.config import DEFAULT_RERANK_TASK
-from helpers.passage import Passage
-from helpers.rerank import PREFIX, SUFFIX, Reranker, format_pair, full_prompt, reference_scores
+from helpers.chunking import Passage
+from helpers.rerank import CHAT_TEMPLATE, PREFIX, SUFFIX, Reranker, render
 
 QUERY = "How is data stored in milvus?"
 DOCS = [
@@ -19,6 +20,7 @@ DOCS = [
     "¿Dónde guarda Milvus los datos? En almacenamiento de objetos.",
     "Milvus 将数据存储在对象存储中。",
 ]
+INSTRUCTIONS = [None, "", "Find answers"]
 
 
 @pytest.fixture(scope="module")
@@ -30,46 +32,44 @@ def _reference(ce, query, docs, instruction=None):
     return reference_scores(ce.model, ce.tokenizer, query, docs, instruction)
 
 
-def test_prompt_matches_the_model_card():
-    text = full_prompt("q?", "d.", "Find answers")
-    assert text == (
-        "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
-        'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
-        "<Instruct>: Find answers\n<Query>: q?\n<Document>: d.<|im_end|>\n<|im_start|>assistant\n"
-        "<think>\n\n</think>\n\n"
+def test_the_prompt_pieces_are_the_model_cards():
+    assert (PREFIX, SUFFIX) == (CARD_PREFIX, CARD_SUFFIX)
+
+
+@pytest.mark.parametrize("instruction", INSTRUCTIONS)
+def test_render_is_the_model_cards_prompt(instruction):
+    assert render("q?", "d.\nwith lines", instruction) == card_prompt("q?", "d.\nwith lines", instruction)
+
+
+@pytest.mark.parametrize("instruction", INSTRUCTIONS)
+def test_the_tokenizer_renders_the_template_to_the_model_cards_prompt(tiny_cross_encoder, instruction):
+    """The template as transformers renders it, and as the CrossEncoder tokenizes it."""
+    messages = [{"role": "query", "content": QUERY}, {"role": "document", "content": DOCS[0]}]
+    task = {"instruction": "Given a web search query, retrieve relevant passages that answer the query"}
+    kwargs = task if instruction is None else {"instruction": instruction}
+    rendered = tiny_cross_encoder.tokenizer.apply_chat_template(
+        messages, chat_template=CHAT_TEMPLATE, tokenize=False, **kwargs
     )
-    assert format_pair("q", "d").startswith(f"<Instruct>: {DEFAULT_RERANK_TASK}\n")
-
-
-@pytest.mark.parametrize("instruction", [None, "", "Find answers"])
-def test_chat_template_renders_the_exact_prompt(tiny_cross_encoder, instruction):
-    kwargs = {} if instruction is None else {"chat_template": {"instruction": instruction}}
-    features = tiny_cross_encoder.preprocess([(QUERY, DOCS[0])], processing_kwargs=kwargs)
-    ids = features["input_ids"][0].tolist()
-    prompt = full_prompt(QUERY, DOCS[0], instruction)
-    assert ids == tiny_cross_encoder.tokenizer.encode(prompt, add_special_tokens=False)
-    assert ("<Instruct>:" in prompt) == (instruction != "")
-
-
-def test_no_instruction_means_none_for_the_reranker_as_for_the_embedder(reranker, tiny_cross_encoder):
-    """`--instruction none` ("") drops the <Instruct> line, as the embedder embeds a bare query for ""."""
-    assert format_pair("q", "d", "") == "<Query>: q\n<Document>: d"
-    bare = reranker.score(QUERY, DOCS, instruction="")
-    np.testing.assert_allclose(bare, _reference(tiny_cross_encoder, QUERY, DOCS, ""), atol=1e-4)
-    assert not np.allclose(bare, reranker.score(QUERY, DOCS), atol=1e-4)
+    assert rendered == card_prompt(QUERY, DOCS[0], instruction)
+    features = tiny_cross_encoder.preprocess([(QUERY, DOCS[0])], processing_kwargs={"chat_template": kwargs})
+    expected = tiny_cross_encoder.tokenizer.encode(
+        card_prompt(QUERY, DOCS[0], instruction), add_special_tokens=False
+    )
+    assert features["input_ids"][0].tolist() == expected
 
 
 @pytest.mark.parametrize("n_docs", [1, 2, 5, 7])
-@pytest.mark.parametrize("budget", [64, 700, 1_000_000])
-def test_fast_path_matches_reference(tiny_cross_encoder, n_docs, budget):
-    fast = Reranker(tiny_cross_encoder, "tiny", token_budget=budget).score(QUERY, DOCS[:n_docs])
-    ref = _reference(tiny_cross_encoder, QUERY, DOCS[:n_docs])
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_fast_path_matches_the_model_card(tiny_cross_encoder, n_docs, batch_size):
+    fast = Reranker(tiny_cross_encoder, "tiny", batch_size=batch_size).score(QUERY, DOCS[:n_docs])
     assert fast.shape == (n_docs,)
-    np.testing.assert_allclose(fast, ref, atol=1e-4)
+    np.testing.assert_allclose(fast, _reference(tiny_cross_encoder, QUERY, DOCS[:n_docs]), atol=1e-4)
 
 
-def test_fast_path_matches_reference_with_custom_instruction(reranker, tiny_cross_encoder):
-    instruction = "Given a Milvus FAQ question, judge whether the passage answers it"
+@pytest.mark.parametrize(
+    "instruction", ["", "Given a Milvus FAQ question, judge whether the passage answers it"]
+)
+def test_fast_path_matches_the_model_card_with_an_instruction(reranker, tiny_cross_encoder, instruction):
     fast = reranker.score(QUERY, DOCS, instruction=instruction)
     np.testing.assert_allclose(fast, _reference(tiny_cross_encoder, QUERY, DOCS, instruction), atol=1e-4)
 
@@ -83,13 +83,7 @@ def test_instruction_changes_scores(reranker):
 def test_scores_are_probabilities(reranker):
     scores = reranker.score(QUERY, DOCS)
     assert scores.dtype == np.float32 and ((scores > 0) & (scores < 1)).all()
-
-
-def test_batches_respect_the_token_budget(reranker):
-    budget_reranker = Reranker(reranker.cross_encoder, "tiny", token_budget=300)
-    batches = budget_reranker._batches(QUERY, DOCS)
-    assert sorted(i for b in batches for i in b) == list(range(len(DOCS)))
-    assert len(batches) > 1
+    assert reranker.score(QUERY, []).shape == (0,)
 
 
 def test_rerank_sorts_and_cuts(reranker):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from openai_stub import OpenAIStub
 
+from helpers.chunking import Passage
 from helpers.config import ROOT, Settings, ask_for_key, get_settings
 from helpers.generate import LLMError, generate
-from helpers.passage import Passage
 
 # Patterns for real credentials. Test fakes are chosen so that they match none of them.
 KEY_PATTERNS = {

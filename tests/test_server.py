@@ -15,15 +15,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from model_server import lite_server
 from openai_stub import OpenAIStub
 from procs import child_env, is_loopback, read_line, stop
 
+from helpers.chunking import Passage, load_corpus, markdown_chunks
 from helpers.config import Settings
-from helpers.data import load_corpus, markdown_chunks
-from helpers.models import choose_models
-from helpers.passage import Passage
 from helpers.pipeline import RAG
-from helpers.store import SEARCH_MODES, connect, lite_server
+from helpers.setup import choose_models
+from helpers.store import SEARCH_MODES, connect
 
 OFFLINE = choose_models(Settings(models="offline"))  # resolves without the hub
 
@@ -177,7 +177,9 @@ def test_searches_while_another_process_ingests(server, base_settings, minilm, t
         assert stats["n_errors"] == 0, stats["errors"]
         assert stats["searches"] > 0
     assert store.count() == n
-    ids = [i for batch in store._iterate_ids() for i in batch]
+    ids = [
+        r["id"] for r in store.client.query(store.collection, filter="", output_fields=["id"], limit=n + 10)
+    ]
     assert len(ids) == len(set(ids)) == n and stale.id not in ids
 
 
@@ -240,7 +242,7 @@ def test_lite_server_stops_when_the_block_exits(tmp_path):
 
 def test_eval_on_a_server_works_in_scratch_collections_and_removes_them(server, base_settings, tmp_path):
     """`eval` against a server indexes into temporary collections and drops them, the user's untouched."""
-    from helpers.evaluate import run_eval
+    from helpers.cli_eval import run_eval
 
     settings = base_settings.with_overrides(milvus_uri=server, collection="course")
     before = set(connect(server).list_collections())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
+from helpers.chunking import load_corpus, markdown_chunks
+from helpers.cli import notes
 from helpers.config import Settings
-from helpers.data import load_corpus, markdown_chunks
-from helpers.models import ModelChoice, ModelLoadError, choose_models
 from helpers.pipeline import RAG
+from helpers.setup import ModelChoice, ModelLoadError, choose_models
 from helpers.store import HNSW_PARAMS, MilvusStore, StoreError, connect
 
 OFFLINE = choose_models(Settings(models="offline"))  # resolves without the hub
@@ -25,7 +28,7 @@ def test_ingest_is_idempotent(rag):
     assert first.rows == n_chunks == first.embedded
     second = rag.ingest("sample", progress=False)
     assert (second.rows, second.embedded, second.removed) == (n_chunks, 0, 0)
-    assert first.as_json().keys() >= {"collection", "rows", "corpus", "chunker", "models"}
+    assert asdict(first).keys() >= {"collection", "rows", "corpus", "chunker", "models"}
 
 
 def test_interrupted_ingest_completes_without_duplicates(rag):
@@ -88,7 +91,7 @@ def test_ask_offline_uses_hybrid_and_extractive_answer(rag):
     assert len(result.sources) == 2 and all(s.rerank_score is None for s in result.sources)
     assert result.answer_backend.startswith("extractive")
     assert result.sources[0].text.strip() in result.answer
-    assert any("reranking needs the real Qwen3 reranker" in n for n in result.notes)
+    assert any("reranking needs the real Qwen3 reranker" in n for n in notes(result, "auto", rag, None))
     assert result.timings_ms["total"] >= result.timings_ms["search"]
 
 
@@ -98,7 +101,7 @@ def test_ask_with_stand_in_reranker_is_labelled(rag):
     assert "random weights" in result.reranker
     scores = [s.rerank_score for s in result.sources]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
-    assert any("mean nothing" in n for n in result.notes)
+    assert any("mean nothing" in n for n in notes(result, "stand-in", rag, None))
 
 
 @pytest.mark.parametrize(("question", "kwargs"), [("   ", {}), ("ok?", {"top_k": 0}), ("ok?", {"top_n": 0})])
@@ -124,8 +127,8 @@ def test_qwen3_kit_reranks_by_default(settings):
 def test_prepare_asks_the_hub_once_and_loads_nothing(settings, monkeypatch):
     """A model that is neither cached nor downloadable fails before any load, however often it is tried."""
     asked = []
-    monkeypatch.setattr("helpers.models.is_cached", lambda model_id: False)
-    monkeypatch.setattr("helpers.pipeline.hub_reachable", lambda s: asked.append(s) or False)
+    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.offline.hub.reachable", lambda s: asked.append(s) or False)
     monkeypatch.setattr("helpers.pipeline.load_embedder", lambda *a: pytest.fail("a model was loaded"))
     qwen3 = ModelChoice("qwen3", "Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Reranker-0.6B", "test", "r")
     rag = RAG(settings.with_overrides(hub_offline=False), qwen3)
@@ -140,7 +143,7 @@ def test_prepare_asks_the_hub_once_and_loads_nothing(settings, monkeypatch):
 def test_missing_collection_is_a_clear_error(settings):
     store = MilvusStore(connect(settings.milvus_uri), "nope")
     with pytest.raises(StoreError, match="python -m helpers ingest"):
-        store.search_dense(np.ones(4, dtype=np.float32), 3)
+        store.search("dense", np.ones(4, dtype=np.float32), "", 3)
 
 
 def test_the_dense_index_is_built_with_the_parameters_asked_for(settings):

