@@ -28,6 +28,9 @@ TEST_LITE   := $(CURDIR)/data/cache/test.db
 TEST_ENV    := RAG_MODELS=offline HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OPENAI_API_KEY= OPENAI_BASE_URL= \
                LLM_MODEL=gpt-4o MILVUS_URI= RAG_LITE_FILE=$(TEST_LITE) MILVUS_COLLECTION=milvus_faq \
                RAG_EMBEDDING_URL= RAG_RERANK_URL= RAG_MODEL_API_KEY= RAG_INFINITY=$(INFINITY)
+# Test workers (pytest-xdist): two keep a 2-core machine busy while one waits on a server or a kernel.
+# --dist loadfile keeps each file (a notebook's cells, a module's fixtures) on one worker, in order.
+TEST_WORKERS ?= 2
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 .PHONY: install demo test lint notebooks lab lock clean check-python infinity
@@ -91,7 +94,7 @@ demo: $(STAMP)
 # `make test` and `make notebooks` see what CI and a new learner see.
 test: $(STAMP) $(INFINITY_STAMP)
 	rm -rf $(dir $(TEST_LITE))notebooks
-	$(TEST_ENV) $(PY) -m pytest tests notebooks $(NBVAL)
+	$(TEST_ENV) $(PY) -m pytest tests notebooks $(NBVAL) -n $(TEST_WORKERS) --dist loadfile
 
 notebooks: $(STAMP)
 	rm -rf $(dir $(TEST_LITE))notebooks

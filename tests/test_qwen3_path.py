@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from notebook_runner import course_notebooks, run_notebooks
+from notebook_runner import course_notebooks, run_notebook
 from procs import child_env
 from qwen3_replicas import build_replica
 
@@ -108,7 +108,8 @@ def test_eval_reports_the_reranked_strategies(qwen3_env, replicas, tmp_path):
         assert 0 <= entry["mrr@10"] <= 1
 
 
-def test_every_notebook_runs_with_the_qwen3_replicas_and_no_archive(qwen3_env):
+@pytest.mark.parametrize("notebook", course_notebooks(), ids=lambda path: path.stem)
+def test_every_notebook_runs_with_the_qwen3_replicas_and_no_archive(qwen3_env, notebook):
     """Every cell of every notebook and solution runs, on the sample corpus (outputs are not compared)."""
-    failures = run_notebooks(course_notebooks(), qwen3_env)
-    assert not failures, "\n\n".join(str(f) for f in failures)
+    failure = run_notebook(notebook, qwen3_env)
+    assert failure is None, str(failure)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from helpers.offline import tokenizer as offline
 from helpers.offline.tokenizer import (
     QWEN3_ADDED_TOKENS,
     QWEN3_VOCAB_SIZE,
+    built_once,
     qwen3_tokenizer,
     qwen3_tokenizer_dir,
 )
@@ -152,3 +154,32 @@ def test_built_once(tmp_path):
     stamp = (folder / "tokenizer.json").stat().st_mtime_ns
     assert qwen3_tokenizer_dir("reranker", tmp_path) == folder
     assert (folder / "tokenizer.json").stat().st_mtime_ns == stamp
+
+
+def _slow_build(dest: str, log: str) -> None:
+    """Build `dest` with a writer that takes a while and logs each call (run in a child process)."""
+    import time
+
+    def write(folder: Path) -> None:
+        with open(log, "a") as f:
+            f.write("built\n")
+        time.sleep(0.5)
+        (folder / "weights.txt").write_text("complete")
+
+    built_once(Path(dest), "stamp.json", {"v": 1}, write)
+
+
+def test_built_once_by_two_processes_at_once_builds_it_once(tmp_path):
+    """Two test workers asking for the same stand-in: one builds, the other waits and reuses it."""
+    import multiprocessing
+
+    dest, log = tmp_path / "model", tmp_path / "log.txt"
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_slow_build, args=(str(dest), str(log))) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert log.read_text().splitlines() == ["built"]
+    assert (dest / "weights.txt").read_text() == "complete"

@@ -147,22 +147,21 @@ def _write_tokenizer(kind: str, dest: Path) -> None:
 
 def built_once(dest: Path, stamp_name: str, stamp: dict, write: Callable[[Path], None]) -> Path:
     """`dest`, written by `write(folder)` beside it and renamed into place unless its stamp matches."""
+    from filelock import FileLock
+
     dest = Path(dest)
     stamp_file = dest / stamp_name
-    if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
-        return dest
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    (tmp / stamp_name).write_text(json.dumps(stamp, indent=2))
-    shutil.rmtree(dest, ignore_errors=True)
-    try:
-        tmp.rename(dest)
-    except OSError:  # another process built it meanwhile: keep theirs
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(dest.parent / f".{dest.name}.lock"):  # parallel test workers build it once
+        if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
+            return dest
+        tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp):
-            raise
+        tmp.mkdir()
+        write(tmp)
+        (tmp / stamp_name).write_text(json.dumps(stamp, indent=2))
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
     return dest
 
 
