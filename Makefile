@@ -31,6 +31,9 @@ TEST_ENV    := RAG_MODELS=offline HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OPENAI
 # Test workers (pytest-xdist): two keep a 2-core machine busy while one waits on a server or a kernel.
 # --dist loadfile keeps each file (a notebook's cells, a module's fixtures) on one worker, in order.
 TEST_WORKERS ?= 2
+# CPU threads per worker (torch, numpy) and the kernels and servers it starts: two workers of two threads
+# on two cores would fight over them. On more cores, raise it: TEST_THREADS=4 make test.
+TEST_THREADS ?= 1
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 .PHONY: install demo test lint notebooks lab lock clean check-python infinity
@@ -94,7 +97,7 @@ demo: $(STAMP)
 # `make test` and `make notebooks` see what CI and a new learner see.
 test: $(STAMP) $(INFINITY_STAMP)
 	rm -rf $(dir $(TEST_LITE))notebooks
-	$(TEST_ENV) $(PY) -m pytest tests notebooks $(NBVAL) -n $(TEST_WORKERS) --dist loadfile
+	$(TEST_ENV) OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests notebooks $(NBVAL) -n $(TEST_WORKERS) --dist loadfile
 
 notebooks: $(STAMP)
 	rm -rf $(dir $(TEST_LITE))notebooks
