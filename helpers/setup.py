@@ -16,6 +16,7 @@ from helpers.config import DATA_DIR, Settings, configure_process, get_settings, 
 from helpers.offline import hub
 from helpers.offline.hub import ModelLoadError
 from helpers.offline.standins import MINILM_ID, TINY_RERANKER_ID, is_stand_in, model_path
+from helpers.offline.standins import TINY_EMBEDDER_ID as TINY_EMBEDDER_ID  # 02's padding pitfall
 from helpers.offline.tokenizer import qwen3_tokenizer_dir
 
 STAND_IN_LABEL = "stand-in (random weights)"
