@@ -1,7 +1,7 @@
 """The `qwen3` code path on every CI run: the CLI and the notebooks with RAG_MODELS=qwen3, offline.
 
 The models are the hub replicas of tests/qwen3_replicas.py (Qwen3-Embedding-0.6B and Qwen3-Reranker-0.6B file
-for file, 2 random layers), so everything but the weights is what a learner with internet runs. The docs
+for file, 1 random layer), so everything but the weights is what a learner with internet runs. The docs
 archive is kept out of reach, so the same runs cover a learner without it: the sample corpus (strict nbval
 covers the offline kit on the FAQ).
 """

@@ -1,4 +1,4 @@
-"""Replicas of the two Qwen3 hub repositories (real sizes, 2 random layers), loaded by the real code path."""
+"""Replicas of the two Qwen3 hub repositories (real sizes, 1 random layer), loaded by the real code path."""
 
 from __future__ import annotations
 
