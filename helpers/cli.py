@@ -12,6 +12,7 @@ import json
 import sys
 import textwrap
 import warnings
+from contextlib import closing
 from dataclasses import asdict
 
 from helpers.chunking import CHUNKERS, DataError
@@ -243,9 +244,8 @@ def run(argv: list[str] | None = None) -> int:
             )
             out = json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report)
         elif args.command == "ingest":
-            report = RAG(settings, choice).ingest(
-                args.corpus, args.chunker, args.rebuild, progress=not args.json
-            )
+            with closing(RAG(settings, choice)) as rag:
+                report = rag.ingest(args.corpus, args.chunker, args.rebuild, progress=not args.json)
             out = (
                 json.dumps(asdict(report), indent=2)
                 if args.json
@@ -255,7 +255,8 @@ def run(argv: list[str] | None = None) -> int:
                 )
             )
         else:
-            out = _ask(args, RAG(settings, choice))
+            with closing(RAG(settings, choice)) as rag:
+                out = _ask(args, rag)
             if out is None:
                 return 0
         print(banner(choice), file=sys.stderr, flush=True)

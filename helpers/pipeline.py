@@ -98,7 +98,7 @@ class RAG:
         return self._store
 
     def close(self) -> None:
-        """Close the Milvus connection, if one was opened (a Lite file is then free for other processes)."""
+        """Close the Milvus connection, if opened (Milvus Lite holds its file until the process ends)."""
         if self._store is not None:
             self._store.client.close()
             self._store = None
