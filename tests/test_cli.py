@@ -53,6 +53,21 @@ def test_ingest_json(cli_env, capsys):
     assert report["models"]["kit"] == "offline"
 
 
+def test_each_command_closes_the_milvus_client_it_opened(cli_env, monkeypatch, capsys):
+    """`run` is also called in-process (tests, a learner's script): it must not leave a client per call."""
+    import helpers.pipeline
+
+    opened = []
+    connect = helpers.pipeline.connect
+    monkeypatch.setattr(helpers.pipeline, "connect", lambda *a: opened.append(connect(*a)) or opened[-1])
+    assert run(["ingest", "--corpus", "sample", "--json"]) == 0
+    assert run(["ask", "What is Milvus Lite?", "--json"]) == 0
+    assert len(opened) == 2
+    for client in opened:
+        with pytest.raises(Exception, match="should create connection first"):  # pymilvus' closed client
+            client.list_collections()
+
+
 def test_ingest_naive_chunker_and_rebuild(cli_env, capsys):
     assert run(["ingest", "--corpus", "sample", "--chunker", "naive", "--rebuild", "--json"]) == 0
     assert _json(capsys)["chunker"] == "naive"
