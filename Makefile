@@ -66,7 +66,7 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -r $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --no-deps -e .
-	@# ranx's metrics are numba functions, compiled on first use (about 30 s on two cores) and cached in the
+	@# ranx's metrics are numba functions, compiled on first use (about 35 s on two cores) and cached in the
 	@# venv per type, and a passage id's length is part of the type: compile once here, for the course's ids,
 	@# rather than in each process that evaluates first (notebook 06, `eval`, the tests).
 	$(PY) -c "from helpers.chunking import stable_id as i; from helpers.evaluate import compute_metrics as m; \
