@@ -36,7 +36,7 @@ TEST_WORKERS ?= 2
 TEST_THREADS ?= 1
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: install demo test lint notebooks lab lock clean check-python infinity
+.PHONY: install demo test lint notebooks lab lock clean check-python infinity browser
 .DEFAULT_GOAL := install
 
 # transformers 5 and pandas 3 need Python 3.11+. Checks the Python of an existing $(VENV), else $(PYTHON),
@@ -85,6 +85,22 @@ $(INFINITY_STAMP): requirements-infinity.lock | check-python
 
 infinity: $(INFINITY_STAMP)
 
+# Chromium for the explorer's browser test (tests/test_explore_browser.py), which Playwright drives: Debian's
+# `chromium` package (Playwright's own browser download is not used). Installed with apt-get when run as root
+# on Debian or Ubuntu; elsewhere install Chromium yourself or set CHROMIUM=/path/to/chromium. Without one, the
+# browser test is skipped and says why.
+browser:
+	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	    || command -v google-chrome >/dev/null; then \
+	  echo "browser: $${CHROMIUM:-$$(command -v chromium chromium-browser google-chrome | head -n 1)}"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+	    >/dev/null && echo "browser: installed $$(chromium --version 2>/dev/null)"; } \
+	  || echo "browser: apt-get could not install chromium (the browser test is skipped and says why)" >&2; \
+	else \
+	  echo "browser: no Chromium, and apt-get needs root: install chromium or set CHROMIUM=/path/to/chromium (the browser test is skipped meanwhile)" >&2; \
+	fi
+
 # Re-resolve requirements.lock from requirements.txt with uv: pins that still fit are kept, and
 # LOCK_ARGS=--upgrade takes the newest allowed versions. One lock for Linux, macOS and Windows, Python
 # 3.11+. torch and its CUDA wheels stay out of it: TORCH_SPEC installs torch first.
@@ -100,7 +116,7 @@ demo: $(STAMP)
 
 # Each notebook builds its own Milvus Lite file on first use, as in a fresh clone: start from none, so
 # `make test` and `make notebooks` see what CI and a new learner see.
-test: $(STAMP) $(INFINITY_STAMP)
+test: $(STAMP) $(INFINITY_STAMP) browser
 	rm -rf $(dir $(TEST_LITE))notebooks
 	$(TEST_ENV) OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests notebooks $(NBVAL) -n $(TEST_WORKERS) --dist loadfile
 

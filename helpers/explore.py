@@ -134,7 +134,7 @@ class Exploration:
         body = "".join(f"<tr><td>{n}</td>{row}</tr>" for n, row in enumerate(cells, start=1))
         summary = html.escape(self.summary()).replace("\n", "<br>")
         return (
-            f"<div class='rag-explore'><style>{CSS}</style><table><thead><tr><th>rank</th>{head}</tr></thead>"
+            f"<div class='rag-explore'><style>{CSS}</style><table><thead><tr><th style='width:3em'>rank</th>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table><div>{summary}</div></div>"
         )
 
@@ -150,7 +150,7 @@ class Exploration:
 
 
 CSS = """
-.rag-explore table {border-collapse: collapse; table-layout: fixed; width: 100%}
+.rag-explore {line-height: 1.35} .rag-explore table {border-collapse: collapse; table-layout: fixed; width: 100%}
 .rag-explore td, .rag-explore th {border: 1px solid #ddd; padding: 4px; vertical-align: top; text-align: left}
 .rag-explore .snip {color: #555; font-size: 90%} .rag-explore .score, .rag-explore .was {color: #888}
 .rag-explore .rel {color: #080; font-weight: bold} .rag-explore .rel-row {background: #efe}
@@ -306,7 +306,7 @@ class Explorer:
              self.note, w.HBox([self.top_k, self.instruction]), self.table, self.status]
         )  # fmt: skip
         compare_tab = w.VBox([w.HBox([self.a, self.b, self.compare]), self.ranked])
-        self.ui = w.Tab([explore_tab, compare_tab], titles=("Explore", "Where strategies disagree"))
+        self.ui = w.Tab([explore_tab, compare_tab], titles=("Explore", "Disagreements"))
         if failed:
             self.show(failed, error=True)
 
