@@ -18,7 +18,7 @@ from pathlib import Path
 from benchmarks.common import machine, save
 from helpers.config import configure_process, get_settings, resolve_device
 
-NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks", "serving")
+NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks", "serving", "explore")
 
 
 def headline(name: str, result: dict) -> dict:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="embed: a subset of inputs, e.g. faq,1k or 10k; levers: compile; notebooks: qwen3-0.6b-shape",
+        help="embed: inputs, e.g. faq,1k or 10k; levers: compile; notebooks, explore: qwen3-0.6b-shape",
     )
     args = parser.parse_args(argv)
     if args.name == "plot":

@@ -238,6 +238,18 @@ def test_notebooks(base_settings):
     assert result["total_s"] == pytest.approx(sum(result["seconds"].values()), abs=0.11)
 
 
+def test_explore(base_settings):
+    """Each strategy alone and all together, reranked included (the tiny stand-in), timed per question."""
+    from benchmarks.explore import SMOKE_QUESTIONS
+
+    result = smoke("explore", base_settings)
+    cases = result["latency_ms"]
+    assert list(cases) == ["dense", "bm25", "hybrid", "reranked", "all together"]
+    for row in cases.values():
+        assert row["questions"] == SMOKE_QUESTIONS
+        assert_percentiles(row)
+
+
 def test_serving(base_settings):
     """Infinity serves the offline kit's embedder with in-process vectors; `ask` runs both ways."""
     from benchmarks import serving
