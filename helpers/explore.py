@@ -110,7 +110,8 @@ class Exploration:
         """RR@10 per strategy (when labelled) and the stage timings, one line each."""
         lines = []
         if self.relevant:
-            parts = [f"{s} {self.reciprocal_rank(s):.3f} ({_rank(self.rank(s))})" for s in self.hits]
+            ranks = {s: f"rank {r}" if (r := self.rank(s)) else f"not in top {DEPTH}" for s in self.hits}
+            parts = [f"{s} {self.reciprocal_rank(s):.3f} ({ranks[s]})" for s in self.hits]
             lines.append(f"RR@{DEPTH}: " + " · ".join(parts))
         lines.append("time: " + " · ".join(f"{stage} {ms:.1f} ms" for stage, ms in self.timings_ms.items()))
         return "\n".join(lines)
@@ -134,8 +135,8 @@ class Exploration:
         body = "".join(f"<tr><td>{n}</td>{row}</tr>" for n, row in enumerate(cells, start=1))
         summary = html.escape(self.summary()).replace("\n", "<br>")
         return (
-            f"<div class='rag-explore'><style>{CSS}</style><table><thead><tr><th style='width:3em'>rank</th>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table><div>{summary}</div></div>"
+            f"<div class='rag-explore'><style>{CSS}</style><table><col style='width:3.5em'>"
+            f"<thead><tr><th>rank</th>{head}</tr></thead><tbody>{body}</tbody></table><div>{summary}</div></div>"
         )
 
     @staticmethod
@@ -150,15 +151,12 @@ class Exploration:
 
 
 CSS = """
-.rag-explore {line-height: 1.35} .rag-explore table {border-collapse: collapse; table-layout: fixed; width: 100%}
-.rag-explore td, .rag-explore th {border: 1px solid #ddd; padding: 4px; vertical-align: top; text-align: left}
+.rag-explore {line-height: 1.35} .rag-explore table {border-collapse: collapse; table-layout: fixed}
+.rag-explore table {width: 100%} .rag-explore td, .rag-explore th {border: 1px solid #ddd; padding: 4px}
+.rag-explore td, .rag-explore th {vertical-align: top; text-align: left !important}
 .rag-explore .snip {color: #555; font-size: 90%} .rag-explore .score, .rag-explore .was {color: #888}
 .rag-explore .rel {color: #080; font-weight: bold} .rag-explore .rel-row {background: #efe}
 """
-
-
-def _rank(rank: int | None) -> str:
-    return f"rank {rank}" if rank else f"not in top {DEPTH}"
 
 
 def reranker_status(rag: RAG) -> tuple[str, str]:
@@ -188,9 +186,8 @@ def explore(
 ) -> Exploration:
     """Rank `question` by each strategy, DEPTH deep (reranked: dense's DEPTH reordered), timing each stage."""
     if not strategies or not set(strategies) <= set(STRATEGIES):
-        raise ValueError(
-            f"Choose strategies among {', '.join(STRATEGIES)} (got {', '.join(strategies) or 'none'})."
-        )
+        got = ", ".join(strategies) or "none"
+        raise ValueError(f"Choose strategies among {', '.join(STRATEGIES)} (got {got}).")
     if not 1 <= k <= DEPTH:
         raise ValueError(f"top-k must be between 1 and {DEPTH} (got {k}).")
     question = " ".join((question or "").split())
@@ -202,32 +199,26 @@ def explore(
         which, why = reranker_status(rag)
         if not which:
             raise ValueError(why)
-    t0 = time.perf_counter()
+    t0, timings, hits, vector = time.perf_counter(), {}, {}, None
     rag.prepare(which or "none")
-    timings: dict[str, float] = {}
-    vector = None
     if set(strategies) - {"bm25"}:
         rag.ensure_index()
         t = time.perf_counter()
         vector = rag.embedder.encode_queries([question], instruction)[0]
         timings["embed query"] = _ms(t)
-    hits: dict[str, list[Passage]] = {}
     for mode in dict.fromkeys("dense" if s == "reranked" else s for s in strategies):
         t = time.perf_counter()
         hits[mode] = rag.store.search(mode, vector, question, DEPTH)
         timings[mode] = _ms(t)
-    exploration = Exploration(question, k, {}, tuple(relevant), reranker="")
+    was, label = {}, ""
     if which:
-        t = time.perf_counter()
-        reranker = rag.reranker(which)
+        t, reranker = time.perf_counter(), rag.reranker(which)
         hits["reranked"] = reranker.rerank(question, hits["dense"], instruction=instruction)
         timings["rerank"] = _ms(t)
-        exploration.was = {h.id: n for n, h in enumerate(hits["dense"], 1)}
-        exploration.reranker = reranker.model_id + (f": {STAND_IN_LABEL}" if reranker.is_stand_in else "")
+        was = {h.id: n for n, h in enumerate(hits["dense"], 1)}
+        label = reranker.model_id + (f": {STAND_IN_LABEL}" if reranker.is_stand_in else "")
     timings["total"] = _ms(t0)
-    exploration.hits = {s: hits[s] for s in strategies}
-    exploration.timings_ms = timings
-    return exploration
+    return Exploration(question, k, {s: hits[s] for s in strategies}, tuple(relevant), was, timings, label)
 
 
 def disagreements(rag: RAG, questions: list[Question], a: str, b: str, progress=None) -> pd.DataFrame:
@@ -253,10 +244,8 @@ def _ms(start: float) -> float:
 
 def one_line(exc: BaseException) -> str:
     """An error as one line (as the CLI prints it), named by its kind unless it is one of the course's own."""
-    message, ours = (
-        " ".join(str(exc).split()),
-        isinstance(exc, ValueError) or "helpers" in type(exc).__module__,
-    )
+    message = " ".join(str(exc).split())
+    ours = isinstance(exc, ValueError) or "helpers" in type(exc).__module__
     return message if ours and message else f"{type(exc).__name__}: {message}".rstrip(": ")
 
 
@@ -269,10 +258,8 @@ class Explorer:
         self.rag, self.questions, self.last = rag, questions, None
         which, why = reranker_status(rag)
         self.available = [s for s in STRATEGIES if s != "reranked" or which]
-        wide = w.Layout(width="75%")
-        self.question = w.Text(
-            placeholder="Type a question, press Enter", continuous_update=False, layout=wide
-        )
+        wide, ask = w.Layout(width="75%"), "Type a question, press Enter"
+        self.question = w.Text(placeholder=ask, continuous_update=False, layout=wide)
         self.search = w.Button(description="Search", button_style="primary")
         options = [(f"[{q.lang}] {q.query}", q.line) for q in questions]
         self.labelled = w.Dropdown(options=[("(pick a labelled question)", 0), *options], layout=wide)
@@ -286,9 +273,7 @@ class Explorer:
         except Exception as exc:  # the model cannot be loaded: say so once the widget shows
             aware, failed = False, one_line(exc)
         hint = "default: the model card's task" if aware else f"{rag.choice.embedding_model} reads none"
-        self.instruction = w.Text(
-            placeholder=hint, description="instruction", disabled=not aware, layout=wide
-        )
+        self.instruction = w.Text(placeholder=hint, description="instruction", disabled=not aware)
         self.note, self.table, self.status = w.HTML(why), w.HTML(), w.HTML()
         self.a = w.Dropdown(options=self.available, value="dense", description="compare")
         self.b = w.Dropdown(options=self.available, value="bm25", description="with")
@@ -310,10 +295,11 @@ class Explorer:
         if failed:
             self.show(failed, error=True)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The widget, and for a reader without a kernel (GitHub, nbconvert) one line instead of its repr."""
+        return self.ui._repr_mimebundle_(**kwargs) | {
+            "text/plain": "(the explorer: run the notebook to use it)"
+        }
 
     def show(self, message: str, error: bool = False) -> None:
         """One line under the table: what ran and how long, or what went wrong (in red)."""
