@@ -273,7 +273,9 @@ class Explorer:
         except Exception as exc:  # the model cannot be loaded: say so once the widget shows
             aware, failed = False, one_line(exc)
         hint = "default: the model card's task" if aware else f"{rag.choice.embedding_model} reads none"
-        self.instruction = w.Text(placeholder=hint, description="instruction", disabled=not aware)
+        self.instruction = w.Text(
+            placeholder=hint, description="instruction", disabled=not aware, layout=w.Layout(width="55%")
+        )
         self.note, self.table, self.status = w.HTML(why), w.HTML(), w.HTML()
         self.a = w.Dropdown(options=self.available, value="dense", description="compare")
         self.b = w.Dropdown(options=self.available, value="bm25", description="with")
