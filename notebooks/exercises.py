@@ -527,13 +527,12 @@ padding_cosines = [float(last_position([my_text, *others], "right")[0][0] @ alon
         return None
 
 
-def ex02(model, query_texts, P, Q_model, relevant, dims, tokenizer, qwen3, my_text, my_batches):
-    """Notebook 02's four exercises, bound to its model, vectors, labels and the Qwen3 (stand-in) model."""
+def ex02(model, query_texts, P, Q_model, relevant, dims) -> tuple[Exercise, Exercise, Exercise]:
+    """Notebook 02's core exercises, bound to its model, vectors and labels (exercise 4: `RightPadding`)."""
     return (
         OwnInstruction(model, query_texts, P, relevant),
         MatryoshkaChoice(Q_model, P, relevant, dims),
         Multilingual(model, P, relevant[0]),
-        RightPadding(tokenizer, qwen3, my_text, my_batches),
     )
 
 
