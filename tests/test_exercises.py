@@ -286,3 +286,145 @@ def test_right_padding(tiny_qwen3, capsys):
         ],
         capsys,
     )
+
+
+# ---- 03, and a Milvus Lite collection shared by 03, 05 and 06 ----------------------------------------------
+
+CORPUS = [  # (source, title, text): a small FAQ written for these tests
+    (
+        "a.md",
+        "A > Where does Milvus store data?",
+        "Where does Milvus store data?\n\nIn object storage; metadata in etcd.",
+    ),
+    (
+        "a.md",
+        "A > How does Milvus flush data?",
+        "How does Milvus flush data?\n\nData is flushed from the log to storage.",
+    ),
+    ("a.md", "A > Is Milvus free?", "Is Milvus free?\n\nMilvus is open source and free of charge."),
+    ("a.md", "A > Can I install Milvus on Windows?", "Can I install Milvus on Windows?\n\nYes, with Docker."),
+    (
+        "b.md",
+        "B > What is Milvus Lite?",
+        "What is Milvus Lite?\n\nA Python library that stores data in a local file.",
+    ),
+    ("b.md", "B > Where are the logs?", "Where are the logs?\n\nMilvus writes its logs to standard output."),
+    ("b.md", "B > How much memory?", "How much memory?\n\nIt depends on the index and the data size."),
+    ("b.md", "B > What is an index?", "What is an index?\n\nA structure that makes vector search fast."),
+    (
+        "c.md",
+        "C > Does Milvus support GPUs?",
+        "Does Milvus support GPUs?\n\nYes, GPU indexes speed up search.",
+    ),
+    ("c.md", "C > What is BM25?", "What is BM25?\n\nA keyword ranking: rare shared words count most."),
+]
+LABELLED = [
+    {"query": "Where does Milvus keep my data?", "lang": "en", "relevant": ["Where does Milvus store data?"]},
+    {"query": "Is there a free version of Milvus?", "lang": "en", "relevant": ["Is Milvus free?"]},
+    {"query": "Wo sind die Logs?", "lang": "de", "relevant": ["Where are the logs?"]},
+    {"query": "How does keyword ranking work?", "lang": "en", "relevant": ["What is BM25?"]},
+    {
+        "query": "Milvus dans un fichier local ?",
+        "lang": "fr",
+        "relevant": ["What is Milvus Lite?", "Is Milvus free?"],
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def collection(minilm, tmp_path_factory):
+    """The test corpus in a Milvus Lite collection, built with pymilvus through helpers.store."""
+    from helpers.chunking import Passage, stable_id
+    from helpers.store import MilvusStore, connect
+
+    client = connect(str(tmp_path_factory.mktemp("milvus") / "ex.db"))
+    store = MilvusStore(client, "faq")
+    store.create(minilm.dim, minilm.model_id)
+    passages = [Passage(id=stable_id(s, t), text=t, source=s, title=ti) for s, ti, t in CORPUS]
+    store.upsert(passages, minilm.encode_documents([p.text for p in passages]))
+    yield client, "faq"
+    client.close()
+
+
+def hybrid_ids(client, name, vector, text, depth, top_k, k=60):
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    requests = [
+        AnnSearchRequest(
+            [vector.tolist()], "dense", {"metric_type": "IP", "params": {"ef": 64}}, limit=depth
+        ),
+        AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, limit=depth),
+    ]
+    return [h["id"] for h in client.hybrid_search(name, requests, ranker=RRFRanker(k), limit=top_k)[0]]
+
+
+def test_fusion_depth(collection, minilm, capsys):
+    client, name = collection
+    question = "Where does Milvus keep the data I insert?"
+    vector = minilm.encode_queries([question])[0]
+    q1 = ex.FusionDepth(client, name, vector, question, depth=8, top_k=3, rrf_k=60)
+    right = hybrid_ids(client, name, vector, question, 8, 3)
+    assert verdict(q1, right, capsys).startswith("✓")
+    shallow = hybrid_ids(client, name, vector, question, 3, 3)
+    assert sorted(shallow) != sorted(right), "for this question the depth changes the fused top 3"
+    stored = ex.Stored(client, name)
+    others = [i for i in stored.ids if i not in right and i not in shallow][:3]
+    assert_rejects(
+        q1,
+        [
+            (shallow, "fusion of 3-deep lists"),
+            (right[:2], "give the list of the 3"),
+            (others, "not the top 3 of RRF"),
+        ],
+        capsys,
+    )
+
+
+def test_rrf_k(collection, minilm, capsys):
+    client, name = collection
+    vectors = minilm.encode_queries([q["query"] for q in LABELLED])
+    q2 = ex.RrfK(client, name, LABELLED, vectors, [1, 60], top_k=2)
+    shares = {}
+    for k in (1, 60):
+        found = 0
+        for q, v in zip(LABELLED, vectors, strict=True):
+            ids = hybrid_ids(client, name, v, q["query"], 2, 2, k)
+            texts = {r["id"]: r["text"] for r in client.get(name, ids=ids, output_fields=["text"])}
+            found += any(label in texts[i] for i in ids for label in q["relevant"])
+        shares[k] = found / len(LABELLED)
+    assert verdict(q2, shares, capsys).startswith("✓")
+    assert_rejects(
+        q2,
+        [
+            ({k: v * len(LABELLED) + 2 for k, v in shares.items()}, "not their count"),
+            ({1: shares[1]}, "for k in [1, 60]"),
+            ({k: 0.0 if v > 0.5 else 1.0 for k, v in shares.items()}, "the share differs"),
+        ],
+        capsys,
+    )
+
+
+def test_filtered_search(collection, minilm, capsys):
+    client, name = collection
+    vector = minilm.encode_queries(["Where does Milvus store data?"])[0]
+    q3 = ex.FilteredSearch(client, name, vector, "b.md", top_k=3)
+    hits = client.search(
+        name,
+        [vector.tolist()],
+        anns_field="dense",
+        limit=3,
+        filter='source == "b.md"',
+        search_params={"metric_type": "IP"},
+    )[0]
+    right = [h["id"] for h in hits]
+    unfiltered = [h["id"] for h in client.search(name, [vector.tolist()], anns_field="dense", limit=3)[0]]
+    assert verdict(q3, right, capsys).startswith("✓")
+    assert_rejects(
+        q3,
+        [
+            (unfiltered, "come from another file"),
+            (right[::-1], "not the best ones within it"),
+            (right[:2], "expected 3 hits"),
+        ],
+        capsys,
+    )
