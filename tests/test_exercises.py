@@ -428,3 +428,97 @@ def test_filtered_search(collection, minilm, capsys):
         ],
         capsys,
     )
+
+
+# ---- 04 ----------------------------------------------------------------------------------------------------
+
+RERANK_DOCS = [text for _, _, text in CORPUS[:5]]
+
+
+def test_p_yes_by_hand(tiny_cross_encoder, base_settings, capsys):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from helpers.offline.standins import TINY_RERANKER_ID, model_path
+
+    question, instruction = "Where does Milvus store data?", "Judge whether the passage says where data lives"
+    path = model_path(TINY_RERANKER_ID, base_settings.cache_dir)
+    lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tok = tiny_cross_encoder.tokenizer
+    tok.padding_side = "left"
+    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
+    batch = tok(
+        [ex.rerank_prompt(question, d, instruction) for d in RERANK_DOCS], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        logits = lm(**batch, logits_to_keep=1).logits[:, -1, :]
+    right = torch.softmax(torch.stack([logits[:, no], logits[:, yes]], dim=1), dim=1)[:, 1].numpy()
+    whole_vocab = torch.softmax(logits, dim=1)[:, yes].numpy()
+    q1 = ex.PYesByHand(tiny_cross_encoder, question, RERANK_DOCS, instruction)
+    assert verdict(q1, right, capsys).startswith("✓")
+    default = q1.predict(ex.DEFAULT_RERANK_INSTRUCTION)
+    assert not np.allclose(default, right, atol=1e-4)  # the instruction changes the stand-in's scores too
+    assert_rejects(
+        q1,
+        [
+            (1 - right, "these are P(no)"),
+            (default, "under the default instruction"),
+            (whole_vocab, "not the vocabulary"),
+            (right[:3], "one P(yes) per candidate"),
+        ],
+        capsys,
+    )
+
+
+def test_candidate_tokens(tiny_cross_encoder, capsys):
+    tok = tiny_cross_encoder.tokenizer
+    question = "Where does Milvus store data?"
+    q2 = ex.CandidateTokens(tok, question, RERANK_DOCS, [2, 4])
+
+    def prompt(d):
+        return (
+            ex.RERANK_PREFIX
+            + f"<Instruct>: {ex.DEFAULT_RERANK_INSTRUCTION}\n<Query>: {question}\n<Document>: {d}"
+            + ex.RERANK_SUFFIX
+        )
+
+    right = {k: sum(len(tok(prompt(d)).input_ids) for d in RERANK_DOCS[:k]) for k in (2, 4)}
+    assert verdict(q2, right, capsys).startswith("✓")
+    assert_rejects(
+        q2,
+        [
+            ({k: sum(len(prompt(d)) for d in RERANK_DOCS[:k]) for k in (2, 4)}, "that counts characters"),
+            ({k: sum(len(tok(d).input_ids) for d in RERANK_DOCS[:k]) for k in (2, 4)}, "the passages alone"),
+            ({k: v + 1 for k, v in right.items()}, "the token count differs"),
+            ({2: right[2]}, "for k in [2, 4]"),
+        ],
+        capsys,
+    )
+
+
+def test_rerank_order(tiny_cross_encoder, capsys):
+    import torch
+
+    question = "Where does Milvus store data?"
+    candidates = [(f"id{n}", RERANK_DOCS[n]) for n in (2, 0, 3, 1, 4)]  # an order that is not the stand-in's
+    scores = tiny_cross_encoder.predict(
+        [(question, d) for _, d in candidates],
+        activation_fn=torch.nn.Sigmoid(),
+        processing_kwargs={"chat_template": {"instruction": ex.DEFAULT_RERANK_INSTRUCTION}},
+    )
+    given = [i for i, _ in candidates]
+    right = [given[n] for n in np.argsort(-scores, kind="stable")]
+    assert right != given, "the stand-in's order must differ from the input order for this test"
+    q3 = ex.RerankOrder(tiny_cross_encoder, question, candidates)
+    assert verdict(q3, right, capsys).startswith("✓")
+    swapped = [right[1], right[0], *right[2:]]
+    assert_rejects(
+        q3,
+        [
+            (right[::-1], "the order is reversed"),
+            (given, "that is hybrid search's order"),
+            (swapped if swapped != given else [right[0], right[2], right[1], *right[3:]], "not in order"),
+            (right[:-1], "each once"),
+        ],
+        capsys,
+    )
