@@ -522,3 +522,101 @@ def test_rerank_order(tiny_cross_encoder, capsys):
         ],
         capsys,
     )
+
+
+# ---- 05 ----------------------------------------------------------------------------------------------------
+
+
+def test_refusal_threshold(collection, minilm, capsys):
+    client, name = collection
+    stored = ex.Stored(client, name)
+    off_topic = ["What is the capital of France?", "How do I bake bread?"]
+    languages = {q["query"]: q["lang"] for q in LABELLED}
+    q1 = ex.RefusalThreshold(minilm.encode_queries, stored, languages, off_topic)
+
+    def best(texts):
+        return {
+            t: float((stored.vectors @ v).max())
+            for t, v in zip(texts, minilm.encode_queries(texts), strict=True)
+        }
+
+    on_topic = [q["query"] for q in LABELLED]
+    on, off = best(on_topic), best(off_topic)
+    threshold = max(off.values()) + 1e-4
+    refused = [q for q in on_topic if on[q] < threshold]
+    assert verdict(q1, (threshold, on_topic, refused), capsys).startswith("✓")
+    english = [q["query"] for q in LABELLED if q["lang"] == "en"]
+    assert_rejects(
+        q1,
+        [
+            (
+                (threshold, english, [q for q in english if on[q] < threshold]),
+                "no in-corpus question in de, fr",
+            ),
+            ((min(off.values()), on_topic, []), "off-topic question(s) score above the threshold"),
+            (
+                (threshold, on_topic, [*refused, on_topic[0]] if on_topic[0] not in refused else []),
+                "list is off",
+            ),
+            ((threshold, [*on_topic, "Not a labelled question?"], refused), "not labelled questions"),
+        ],
+        capsys,
+    )
+
+
+def test_citation_checker(capsys):
+    import re
+
+    q2 = ex.CitationChecker()
+
+    def right(answer, titles):
+        return [c for c in re.findall(r"\[([^\[\]]+)\](?!\()", answer) if c not in titles]
+
+    def takes_links(answer, titles):
+        return [c for c in re.findall(r"\[([^\[\]]+)\]", answer) if c not in titles]
+
+    def one_per_answer(answer, titles):
+        found = re.search(r"\[([^\[\]]+)\](?!\()", answer)
+        return [found.group(1)] if found and found.group(1) not in titles else []
+
+    assert verdict(q2, right, capsys).startswith("✓")
+    assert_rejects(
+        q2,
+        [
+            (takes_links, "a markdown link [text](url) is not a citation"),
+            (one_per_answer, "two citations side by side"),
+            (lambda answer, titles: [], "your function returns []"),
+            ("not a function", "give your function"),
+        ],
+        capsys,
+    )
+
+
+def test_source_filter(collection, minilm, capsys):
+    client, name = collection
+    stored = ex.Stored(client, name)
+    vector = minilm.encode_queries(["Where does Milvus store data?"])[0]
+    q3 = ex.SourceFilter(stored, vector, "b.md", 2)
+    hits = client.search(
+        name,
+        [vector.tolist()],
+        anns_field="dense",
+        limit=2,
+        filter='source == "b.md"',
+        output_fields=["title"],
+        search_params={"metric_type": "IP"},
+    )[0]
+    right = [h["entity"]["title"] for h in hits]
+    unfiltered = client.search(name, [vector.tolist()], anns_field="dense", limit=2, output_fields=["title"])[
+        0
+    ]
+    assert verdict(q3, right, capsys).startswith("✓")
+    assert_rejects(
+        q3,
+        [
+            ([h["entity"]["title"] for h in unfiltered], "come from another file"),
+            (right[::-1], "not the best ones within it"),
+            (right[:1], "expected 2 titles"),
+        ],
+        capsys,
+    )
