@@ -1003,22 +1003,28 @@ class _Evaluation:
         self.relevant = np.array([stored.relevant(q["relevant"]) for q in self.questions])
 
     def dense_orders(self, vectors: np.ndarray | None = None) -> np.ndarray:
-        return _orders(self.vectors if vectors is None else vectors, stored_vectors(self.stored))
+        return _orders(self.vectors if vectors is None else vectors, self.stored.vectors)
 
     def ids_to_order(self, ids: Sequence[str]) -> list[int]:
         index = {i: n for n, i in enumerate(self.stored.ids)}
         return [index[i] for i in ids]
 
     def hybrid_orders(self, depth: int, rrf_k: int = 60) -> list[list[int]]:
+        """Milvus' own RRF fusion (hybrid_search, RRFRanker) of the dense and BM25 lists, `depth` deep."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
         out = []
         for q, v in zip(self.questions, self.vectors, strict=True):
-            fused = rrf([self.stored.dense_ids(v, depth), self.stored.bm25_ids(q["query"], depth)], rrf_k)
-            out.append(self.ids_to_order(sorted(fused, key=lambda i: -fused[i])))
+            dense = {"metric_type": "IP", "params": {"ef": max(64, depth)}}
+            reqs = [
+                AnnSearchRequest([np.asarray(v).tolist()], "dense", dense, limit=depth),
+                AnnSearchRequest([q["query"]], "sparse", {"metric_type": "BM25"}, limit=depth),
+            ]
+            hits = self.stored.client.hybrid_search(
+                self.stored.collection, reqs, ranker=RRFRanker(rrf_k), limit=depth
+            )[0]
+            out.append(self.ids_to_order([h["id"] for h in hits]))
         return out
-
-
-def stored_vectors(stored: Stored) -> np.ndarray:
-    return stored.vectors
 
 
 class WeightedFusion(Exercise):
@@ -1146,18 +1152,18 @@ dense_recall = {k: evaluate(qrels, dense_long, f"recall@{k}") for k in range(1, 
 class QuestionsNeeded(Exercise):
     title = "Exercise 4 (how many questions separate two strategies)"
     hint_text = (
-        "Per question, d_i = dense MRR@10 − hybrid MRR@10; n = ((z₀.₉₇₅ + z₀.₈) · sd(d) / mean(d))², rounded "
-        "up, with `norm.ppf` and the sd of the differences (ddof=1)."
+        "Per question, d_i = dense MRR@10 − hybrid MRR@10 (`per_query`); n = ((z₀.₉₇₅ + z_power) · sd(d) / "
+        "mean(d))², rounded up, with `norm.ppf` and the sd of the differences (ddof=1)."
     )
     solution_text = """
 diff = (per_query["dense"] - per_query["hybrid"]).to_numpy()
-z = norm.ppf(0.975) + norm.ppf(0.80)
+z = norm.ppf(0.975) + norm.ppf(POWER)
 questions_needed = math.ceil((z * diff.std(ddof=1) / diff.mean()) ** 2)
 """
 
-    def __init__(self, ev: _Evaluation, depth: int):
+    def __init__(self, ev: _Evaluation, depth: int, power: float = 0.8):
         super().__init__()
-        self.ev, self.depth = ev, depth
+        self.ev, self.depth, self.power = ev, depth, power
 
     def per_question(self) -> tuple[np.ndarray, np.ndarray]:
         def rr(orders):
@@ -1175,11 +1181,20 @@ questions_needed = math.ceil((z * diff.std(ddof=1) / diff.mean()) ** 2)
 
         dense, hybrid = self.per_question()
         diff = dense - hybrid
-        z = norm.ppf(0.975) + norm.ppf(0.80)
+        if abs(diff.mean()) < 1e-12:  # a tie on average: no number of questions separates them
+            return (
+                None
+                if answer == math.inf
+                else "dense and hybrid tie on average here: the answer is math.inf."
+            )
+        z = norm.ppf(0.975) + norm.ppf(self.power)
         truth = math.ceil((z * diff.std(ddof=1) / diff.mean()) ** 2)
         n = int(answer)
         if abs(n - truth) <= 1:
             return None
+        z80 = norm.ppf(0.975) + norm.ppf(0.80)
+        if self.power != 0.8 and abs(n - math.ceil((z80 * diff.std(ddof=1) / diff.mean()) ** 2)) <= 1:
+            return f"that is the number for 80% power; use z = norm.ppf(0.975) + norm.ppf({self.power})."
         sd_scores = math.ceil((z * dense.std(ddof=1) / diff.mean()) ** 2)
         if abs(n - sd_scores) <= 1:
             return (
@@ -1191,7 +1206,7 @@ questions_needed = math.ceil((z * diff.std(ddof=1) / diff.mean()) ** 2)
         return "your number differs from ((z₀.₉₇₅ + z₀.₈) · sd / d)² for the dense − hybrid differences."
 
 
-def ex06(rag, questions_path: Path, k: int, k_max: int):
+def ex06(rag, questions_path: Path, k: int, k_max: int, power: float = 0.9):
     """Notebook 06's four exercises, bound to its collection and labelled questions."""
     stored = Stored(rag.store.client, rag.store.collection)
     questions = load_labelled(questions_path)
@@ -1201,5 +1216,5 @@ def ex06(rag, questions_path: Path, k: int, k_max: int):
         WeightedFusion(ev, (0.7, 0.3), k),
         InstructionEffect(ev, rag.embedder.model, aware),
         RecallCurve(ev, k_max),
-        QuestionsNeeded(ev, k),
+        QuestionsNeeded(ev, k, power),
     )

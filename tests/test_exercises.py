@@ -620,3 +620,148 @@ def test_source_filter(collection, minilm, capsys):
         ],
         capsys,
     )
+
+
+# ---- 06 ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evaluation(collection, minilm):
+    client, name = collection
+    return ex._Evaluation(
+        ex.Stored(client, name), LABELLED, minilm.encode_queries([q["query"] for q in LABELLED])
+    )
+
+
+def first_ranks(ev, orders):
+    """1-based rank of each question's first relevant passage in the top 10, by hand; None if absent."""
+    out = []
+    for order, rel in zip(orders, ev.relevant, strict=True):
+        out.append(next((r for r, i in enumerate(list(order)[:10], start=1) if rel[i]), None))
+    return out
+
+
+def mean_rr(ranks):
+    return float(np.mean([1 / r if r else 0.0 for r in ranks]))
+
+
+def test_weighted_fusion(evaluation, capsys):
+    from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+    ev, k = evaluation, 4
+
+    def mrr(ranker):
+        orders = []
+        for q, v in zip(ev.questions, ev.vectors, strict=True):
+            reqs = [
+                AnnSearchRequest([v.tolist()], "dense", {"metric_type": "IP"}, limit=k),
+                AnnSearchRequest([q["query"]], "sparse", {"metric_type": "BM25"}, limit=k),
+            ]
+            hits = ev.stored.client.hybrid_search(ev.stored.collection, reqs, ranker=ranker, limit=k)[0]
+            orders.append([ev.stored.ids.index(h["id"]) for h in hits])
+        return mean_rr(first_ranks(ev, orders))
+
+    weighted, fused = mrr(WeightedRanker(0.7, 0.3)), mrr(RRFRanker(60))
+    q1 = ex.WeightedFusion(ev, (0.7, 0.3), k)
+    assert verdict(q1, weighted, capsys).startswith("✓")
+    wrong = [(1.5, "between 0 and 1"), (weighted - 0.2 if weighted > 0.3 else weighted + 0.2, "differs from")]
+    if abs(fused - weighted) > 1e-3:
+        wrong.append((fused, "that is RRF hybrid's MRR@10"))
+    assert_rejects(q1, wrong, capsys)
+
+
+def test_instruction_effect(evaluation, minilm, capsys):
+    ev = evaluation
+    vectors = minilm.model.encode_query([q["query"] for q in ev.questions], normalize_embeddings=True)
+    value = mean_rr(first_ranks(ev, np.argsort(-(vectors @ ev.stored.vectors.T), axis=1)))
+    q2 = ex.InstructionEffect(ev, minilm.model, instruction_aware=False)
+    assert verdict(q2, (value, value), capsys).startswith("✓")
+    assert_rejects(
+        q2,
+        [
+            ((value + 0.2, value), "the first value differs"),
+            ((value, value + 0.2), "the second value differs"),
+            ((value,), "give a pair"),
+        ],
+        capsys,
+    )
+
+
+def test_recall_curve(evaluation, capsys):
+    ev = evaluation
+    order = np.argsort(-(np.asarray(ev.vectors) @ ev.stored.vectors.T), axis=1)
+    found = {k: [ev.relevant[n][order[n, :k]].sum() for n in range(len(ev.questions))] for k in (1, 2, 3)}
+    total = ev.relevant.sum(axis=1)
+    recall = {k: float(np.mean(np.array(found[k]) / total)) for k in (1, 2, 3)}
+    hit = {k: float(np.mean(np.array(found[k]) > 0)) for k in (1, 2, 3)}
+    assert any(abs(recall[k] - hit[k]) > 1e-3 for k in recall), (
+        "a question with two relevant passages tells them apart"
+    )
+    q3 = ex.RecallCurve(ev, 3)
+    assert verdict(q3, recall, capsys).startswith("✓")
+    assert_rejects(
+        q3,
+        [
+            (hit, "that is hit@k"),
+            ({1: recall[1], 2: recall[2]}, "every k from 1 to 3"),
+            (
+                {k: min(1.0, v + 0.3) if v < 0.7 else v - 0.3 for k, v in recall.items()},
+                "your recall differs",
+            ),
+        ],
+        capsys,
+    )
+
+
+class FakeEvaluation:
+    """Dense and hybrid orders chosen by hand: what QuestionsNeeded reads from an evaluation."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.relevant = np.zeros((30, 6), dtype=bool)
+        self.relevant[:, 0] = True  # passage 0 is each question's relevant one
+        self.dense = [rng.permutation(6) for _ in range(30)]
+        self.hybrid = [rng.permutation(6) for _ in range(30)]
+
+    def dense_orders(self):
+        return np.array(self.dense)
+
+    def hybrid_orders(self, depth):
+        return [list(o[:depth]) for o in self.hybrid]
+
+
+def test_questions_needed(capsys):
+    import math
+
+    from scipy.stats import norm
+
+    ev = FakeEvaluation()
+    rr = lambda orders: np.array([1 / (1 + list(o).index(0)) if 0 in list(o) else 0.0 for o in orders])  # noqa: E731
+    dense, hybrid = rr(ev.dense), rr(ev.hybrid)
+    diff = dense - hybrid
+    assert abs(diff.mean()) > 1e-3
+
+    def n(sd, power=0.9):
+        return math.ceil(((norm.ppf(0.975) + norm.ppf(power)) * sd / diff.mean()) ** 2)
+
+    q4 = ex.QuestionsNeeded(ev, depth=6, power=0.9)
+    assert verdict(q4, n(diff.std(ddof=1)), capsys).startswith("✓")
+    assert_rejects(
+        q4,
+        [
+            (n(diff.std(ddof=1), 0.8), "that is the number for 80% power"),
+            (n(dense.std(ddof=1)), "not of one strategy's scores"),
+            (n(diff.std(ddof=1)) * 3 + 50, "your number differs"),
+        ],
+        capsys,
+    )
+
+
+def test_questions_needed_on_a_tie(evaluation, capsys):
+    import math
+
+    q4 = ex.QuestionsNeeded(evaluation, depth=4, power=0.9)  # on the test corpus dense and hybrid tie
+    dense, hybrid = q4.per_question()
+    assert abs((dense - hybrid).mean()) < 1e-12
+    assert verdict(q4, math.inf, capsys).startswith("✓")
+    assert_rejects(q4, [(100, "tie on average")], capsys)
