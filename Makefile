@@ -36,7 +36,7 @@ TEST_WORKERS ?= 2
 TEST_THREADS ?= 1
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: install demo test lint notebooks lab lock clean check-python infinity browser
+.PHONY: install demo test lint notebooks reading-times lab lock clean check-python infinity browser
 .DEFAULT_GOAL := install
 
 # transformers 5 and pandas 3 need Python 3.11+. Checks the Python of an existing $(VENV), else $(PYTHON),
@@ -123,6 +123,11 @@ test: $(STAMP) $(INFINITY_STAMP) browser
 notebooks: $(STAMP)
 	rm -rf $(dir $(TEST_LITE))notebooks
 	$(TEST_ENV) $(PY) notebooks/execute_notebooks.py
+
+# Core, exercise and deep-dive minutes of every notebook (prose at 180 words/min, code at 15 lines/min), against the
+# README's agenda; fails when a core path is over its time or all of them over 110 minutes.
+reading-times: $(STAMP)
+	$(PY) notebooks/reading_times.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tests notebooks
