@@ -1218,3 +1218,136 @@ def ex06(rag, questions_path: Path, k: int, k_max: int, power: float = 0.9):
         RecallCurve(ev, k_max),
         QuestionsNeeded(ev, k, power),
     )
+
+
+# ---- 07 Exploring ------------------------------------------------------------------------------------------
+
+
+class _Ranks:
+    """Each labelled question's first relevant rank under dense (numpy, exact) and BM25 (Milvus), 10 deep."""
+
+    def __init__(self, stored: Stored, model, questions: list[dict]):
+        self.stored, self.questions = stored, questions
+        vectors = model.encode_query([q["query"] for q in questions], normalize_embeddings=True)
+        self.rows = []
+        for line, (q, vector) in enumerate(zip(questions, vectors, strict=True), start=1):
+            relevant = dict(zip(stored.ids, stored.relevant(q["relevant"]), strict=True))
+            dense = stored.dense_ids(vector, 10)
+            bm25 = stored.bm25_ids(q["query"], 10)
+            rank = {name: next((r for r, i in enumerate(ids, 1) if relevant[i]), None)
+                    for name, ids in (("dense", dense), ("bm25", bm25))}  # fmt: skip
+            self.rows.append({"line": line, "lang": q.get("lang", "en"), "query": q["query"], **rank})
+
+    def row(self, answer: Any) -> dict | None:
+        """The labelled question an answer names: its line number in the file, or its text."""
+        if isinstance(answer, str):
+            return next((r for r in self.rows if r["query"].strip() == answer.strip()), None)
+        return next((r for r in self.rows if r["line"] == answer), None)
+
+
+def _rank_text(rank: int | None) -> str:
+    return f"rank {rank}" if rank else "not in the top 10"
+
+
+class Bm25Wins(Exercise):
+    title = "Exercise 1 (where BM25 wins)"
+    hint_text = (
+        "In the disagreement table (section 5) a negative 'RR difference' means the second strategy, BM25, "
+        "ranks the relevant passage higher; give that row's `line` (or the question's text)."
+    )
+    solution_text = """
+wins = table[table["RR difference"] < 0]   # COMPARE = ("dense", "bm25"): negative means BM25 ranks it higher
+answer = int(wins.iloc[0]["line"])
+explore(rag, wins.iloc[0]["question"], COMPARE, k=3, relevant=...)  # read the words BM25 matched
+"""
+
+    def __init__(self, ranks: _Ranks):
+        super().__init__()
+        self.ranks = ranks
+
+    def problem(self, answer: Any) -> str | None:
+        row = self.ranks.row(answer)
+        if row is None:
+            return f"{answer!r} is neither the line number nor the text of a labelled question."
+        dense, bm25 = row["dense"], row["bm25"]
+        if bm25 is None:
+            return "on that question BM25 does not find the relevant passage in its top 10 at all."
+        if dense is not None and dense <= bm25:
+            verdict = "a tie" if dense == bm25 else "dense wins"
+            where = f"dense puts the relevant passage at {_rank_text(dense)}, BM25 at {_rank_text(bm25)}"
+            return f"on that question {where}: {verdict}."
+        return None
+
+
+class OtherLanguages(Exercise):
+    title = "Exercise 2 (questions in other languages)"
+    hint_text = (
+        "Keep the questions whose `lang` is not 'en'; for each, the relevant passage is found when its rank "
+        "is a number (not '>10') in the disagreement table. Count per strategy."
+    )
+    solution_text = """
+others = table[table["lang"] != "en"]
+answer = {s: int((others[f"{s} rank"] != ">10").sum()) for s in ("dense", "bm25")}
+"""
+
+    def __init__(self, ranks: _Ranks):
+        super().__init__()
+        self.ranks = ranks
+
+    def counts(self, rows: list[dict], depth: int = 10) -> dict[str, int]:
+        return {s: sum(1 for r in rows if r[s] is not None and r[s] <= depth) for s in ("dense", "bm25")}
+
+    def problem(self, answer: Any) -> str | None:
+        if not isinstance(answer, dict) or set(answer) != {"dense", "bm25"}:
+            return 'give a dict with two counts: {"dense": ..., "bm25": ...}.'
+        others = [r for r in self.ranks.rows if r["lang"] != "en"]
+        truth = self.counts(others)
+        if answer == truth:
+            return None
+        if answer == self.counts(self.ranks.rows):
+            return "those counts include the English questions: keep only those whose lang is not 'en'."
+        if answer == self.counts(others, depth=1):
+            return "those count rank 1 only; a passage anywhere in the top 10 counts as found."
+        wrong = [s for s in ("dense", "bm25") if answer[s] != truth[s]]
+        return f"the count for {' and '.join(wrong)} is off (there are {len(others)} non-English questions)."
+
+
+class RrfByHand(Exercise):
+    title = "Exercise 3 (RRF by hand)"
+    hint_text = (
+        "Take hybrid's first passage; find its rank r1 in the dense list and r2 in the BM25 list (10 deep, "
+        "ranks from 1); its score is 1/(60 + r1) + 1/(60 + r2), with a term only for the lists it is in."
+    )
+    solution_text = """
+top = found.hits["hybrid"][0].id
+ranks = [next((n for n, h in enumerate(found.hits[s], 1) if h.id == top), None) for s in ("dense", "bm25")]
+answer = sum(1 / (60 + r) for r in ranks if r)
+"""
+
+    def __init__(self, stored: Stored, model, question: str):
+        super().__init__()
+        vector = model.encode_query([question], normalize_embeddings=True)[0]
+        self.lists = [stored.dense_ids(vector, 10), stored.bm25_ids(question, 10)]
+
+    def problem(self, answer: Any) -> str | None:
+        if not isinstance(answer, int | float):
+            return "give one number, the fused score."
+        fused = rrf(self.lists, 60)
+        top = max(fused, key=fused.get)
+        if _close(answer, fused[top], 1e-5):
+            return None
+        one_list = [1 / (60 + ids.index(top) + 1) for ids in self.lists if top in ids]
+        if any(_close(answer, x, 1e-5) for x in one_list):
+            return "that is one list's term only: add 1/(60 + rank) for each list the passage is in."
+        if _close(answer, rrf([ids[:] for ids in self.lists], 59)[top], 1e-5):
+            return "ranks start at 1, not 0: the first passage adds 1/61."
+        return "not the fused score of hybrid's first passage: check both ranks and k = 60."
+
+
+def ex07(
+    client, collection: str, model, questions_path: Path, question: str
+) -> tuple[Exercise, Exercise, Exercise]:
+    """Notebook 07's three exercises, bound to its collection, embedder, labelled questions and question."""
+    stored = Stored(client, collection)
+    ranks = _Ranks(stored, model, load_labelled(questions_path))
+    return Bm25Wins(ranks), OtherLanguages(ranks), RrfByHand(stored, model, question)

@@ -765,3 +765,90 @@ def test_questions_needed_on_a_tie(evaluation, capsys):
     assert abs((dense - hybrid).mean()) < 1e-12
     assert verdict(q4, math.inf, capsys).startswith("✓")
     assert_rejects(q4, [(100, "tie on average")], capsys)
+
+
+# ---- 07 ----------------------------------------------------------------------------------------------------
+
+
+def test_ranks_for_07_are_what_pymilvus_returns(collection, minilm):
+    client, name = collection
+    ranks = ex._Ranks(ex.Stored(client, name), minilm.model, LABELLED)
+    sparse = {"metric_type": "BM25"}
+    for q, row in zip(LABELLED, ranks.rows, strict=True):
+        vector = minilm.model.encode_query([q["query"]], normalize_embeddings=True)[0].tolist()
+        dense = client.search(name, [vector], anns_field="dense", limit=10)[0]
+        bm25 = client.search(name, [q["query"]], anns_field="sparse", limit=10, search_params=sparse)[0]
+        for strategy, hits in (("dense", dense), ("bm25", bm25)):
+            rows = client.get(name, ids=[h["id"] for h in hits], output_fields=["text"])
+            text = {r["id"]: r["text"] for r in rows}
+            relevant = [any(label in text[h["id"]] for label in q["relevant"]) for h in hits]
+            assert row[strategy] == (relevant.index(True) + 1 if any(relevant) else None), q["query"]
+    assert ranks.row(2) == ranks.rows[1] and ranks.row(LABELLED[1]["query"]) == ranks.rows[1]
+
+
+def _ranks(rows: list[dict]):
+    """A `_Ranks` with the given rows, to drive the checks' verdicts through every case."""
+    ranks = object.__new__(ex._Ranks)
+    ranks.rows = rows
+    return ranks
+
+
+RANK_ROWS = [
+    {"line": 1, "lang": "en", "query": "a", "dense": 1, "bm25": 3},
+    {"line": 2, "lang": "en", "query": "b", "dense": 4, "bm25": 1},
+    {"line": 3, "lang": "de", "query": "c", "dense": None, "bm25": 2},
+    {"line": 4, "lang": "fr", "query": "d", "dense": 2, "bm25": 2},
+    {"line": 5, "lang": "ja", "query": "e", "dense": 1, "bm25": None},
+]
+
+
+def test_bm25_wins(capsys):
+    q1 = ex.Bm25Wins(_ranks(RANK_ROWS))
+    assert verdict(q1, 2, capsys).startswith("✓") and verdict(q1, "c", capsys).startswith("✓")
+    assert_rejects(
+        q1,
+        [
+            (1, "dense wins"),
+            (4, "a tie"),
+            (5, "does not find the relevant passage"),
+            (99, "neither the line number nor the text"),
+        ],
+        capsys,
+    )
+
+
+def test_other_languages(capsys):
+    q2 = ex.OtherLanguages(_ranks(RANK_ROWS))
+    assert verdict(q2, {"dense": 2, "bm25": 2}, capsys).startswith("✓")
+    assert_rejects(
+        q2,
+        [
+            ({"dense": 4, "bm25": 4}, "include the English questions"),
+            ({"dense": 1, "bm25": 0}, "count rank 1 only"),
+            ({"dense": 2, "bm25": 3}, "the count for bm25 is off"),
+            ([2, 2], "give a dict"),
+        ],
+        capsys,
+    )
+
+
+def test_rrf_by_hand(collection, minilm, capsys):
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    client, name = collection
+    question = "Where does Milvus keep the data I insert?"
+    q3 = ex.RrfByHand(ex.Stored(client, name), minilm.model, question)
+    vector = minilm.model.encode_query([question], normalize_embeddings=True)[0].tolist()
+    requests = [
+        AnnSearchRequest([vector], "dense", {"metric_type": "IP", "params": {"ef": 64}}, limit=10),
+        AnnSearchRequest([question], "sparse", {"metric_type": "BM25"}, limit=10),
+    ]
+    top = client.hybrid_search(name, requests, ranker=RRFRanker(60), limit=1)[0][0]
+    assert verdict(q3, top["distance"], capsys).startswith("✓")  # Milvus' own fused score
+    one_term = 1 / (60 + q3.lists[0].index(top["id"]) + 1)  # the dense list's term alone
+    from_zero = sum(1 / (59 + ids.index(top["id"]) + 1) for ids in q3.lists if top["id"] in ids)
+    assert_rejects(
+        q3,
+        [(one_term, "one list's term only"), (from_zero, "ranks start at 1"), (0.5, "not the fused score")],
+        capsys,
+    )
