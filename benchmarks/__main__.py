@@ -18,7 +18,7 @@ from pathlib import Path
 from benchmarks.common import machine, save
 from helpers.config import configure_process, get_settings, resolve_device
 
-NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks", "serving")
+NAMES = ("embed", "rerank", "milvus", "ask", "precision", "levers", "notebooks", "serving", "train_reranker")
 
 
 def headline(name: str, result: dict) -> dict:
