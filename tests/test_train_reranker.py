@@ -146,3 +146,7 @@ def test_smoke_run(base_settings, tmp_path):
             assert 0 <= row["ci95"][0] <= row["mean"] <= row["ci95"][1] <= 1
         p = evaluation[metric]["p_paired_t"]
         assert p is None or 0 <= p <= 1
+    held = result["in_domain_held_out"]
+    assert held["headings"] == SMOKE["held_out"] and held["candidates"] == 1 + SMOKE["negatives"]
+    for name in ("dense", "reranked"):
+        assert 1 / held["candidates"] <= held[name]["mrr"] <= 1 and 0 <= held[name]["top1"] <= 1
