@@ -114,7 +114,7 @@ class RAG:
 
     def _check(self, kind: str, model_id: str) -> bool | None:
         """Fail fast when `model_id` cannot be had; the hub is asked once at most, only when needed."""
-        if self._hub is None and hub.needs_download(model_id):
+        if self._hub is None and hub.needs_download(model_id, self.settings.revision(model_id)):
             self._hub = hub.reachable(self.settings)
         hub.check_downloadable(kind, model_id, self.settings, self._hub)
         return self._hub

@@ -127,7 +127,7 @@ def test_qwen3_kit_reranks_by_default(settings):
 def test_prepare_asks_the_hub_once_and_loads_nothing(settings, monkeypatch):
     """A model that is neither cached nor downloadable fails before any load, however often it is tried."""
     asked = []
-    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id, revision=None: False)
     monkeypatch.setattr("helpers.offline.hub.reachable", lambda s: asked.append(s) or False)
     monkeypatch.setattr("helpers.pipeline.load_embedder", lambda *a: pytest.fail("a model was loaded"))
     qwen3 = ModelChoice("qwen3", "Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Reranker-0.6B", "test", "r")
