@@ -73,7 +73,10 @@ def learner(uri: str, collection: str, role: str, corpus: str, searches: int, go
     out: dict = {"role": role}
     if role == "ingest":
         t = time.perf_counter()
-        out["ingested_rows"] = rag.ingest(corpus, progress=False).rows
+        try:
+            out["ingested_rows"] = rag.ingest(corpus, progress=False).rows
+        except Exception as exc:  # what the learner would see instead of a ready collection
+            out["ingest_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:240]
         out["ingest_s"] = round(time.perf_counter() - t, 3)
     elif role == "search":
         rag.retrieve(QUESTIONS[0], "dense", 10)  # the index is checked once, before anything changes
@@ -88,7 +91,10 @@ def learner(uri: str, collection: str, role: str, corpus: str, searches: int, go
         out |= {"outcomes": {}, "errors": [], "latency_ms": {}, "bad_s": []}
     else:
         out |= _searches(rag, searches, done if role == "search" else None)
-    out["rows_after"] = rag.store.count()
+    try:
+        out["rows_after"] = rag.store.count()
+    except Exception as exc:
+        out["rows_after"] = f"{type(exc).__name__}"
     rag.close()
     return out
 
@@ -185,8 +191,9 @@ def summarise(name: str, n: int, reports: list[dict], wall: float, rows_right: i
         "empty_results": outcomes["empty"],
         "latency_ms": {m: percentiles(v) for m, v in latency.items() if v},
         "ingest_s": percentiles(ingests) if ingests else {},
+        "ingest_errors": sorted(r["ingest_error"] for r in reports if "ingest_error" in r),
         "collections_exactly_right": f"{rows_right}/{collections}",
-        "rows_seen_after": sorted({r["rows_after"] for r in reports}),
+        "rows_seen_after": sorted({str(r["rows_after"]) for r in reports}),
         "first_errors": sorted({e for r in reports for e in r["errors"]})[:8],
         # from a watcher's first wrong answer (an error or no rows) to its last: how long the class was hit
         "wrong_for_s": max((r["bad_s"][-1] - r["bad_s"][0] for r in reports if r["bad_s"]), default=0.0),

@@ -16,6 +16,7 @@ def test_four_learners_lose_nothing_and_see_no_error(base_settings):
         four = result["results"][name]["4"]
         assert four["learners"] == 4 and four["searches"] == 4 * 6, name
         assert (four["errors"], four["empty_results"]) == (0, 0), four["first_errors"]
+        assert four["ingest_errors"] == [], name
         assert four["collections_exactly_right"] == collections, name
-        assert four["rows_seen_after"] == [result["passages"]], name
+        assert four["rows_seen_after"] == [str(result["passages"])], name
         assert set(four["latency_ms"]) == {"dense", "bm25", "hybrid"}, name

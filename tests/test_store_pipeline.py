@@ -153,3 +153,16 @@ def test_the_dense_index_is_built_with_the_parameters_asked_for(settings):
     applied = store.client.describe_index("params_check", "dense")
     store.client.close()
     assert applied["index_type"] == "HNSW" and applied.get("params") == HNSW_PARAMS
+
+
+def test_a_collection_created_meanwhile_by_a_classmate_is_used_not_an_error(settings):
+    """Two learners ingest into one shared collection at once: both see it missing, both create it."""
+    client = connect(settings.milvus_uri)
+    mine, theirs = MilvusStore(client, "shared"), MilvusStore(client, "shared")
+    assert not mine.exists() and not theirs.exists()
+    theirs.create(8, "m")
+    mine.create(8, "m")  # lost the race: before the fix, "collection 'shared' already exists"
+    mine.check_model("m", 8)
+    with pytest.raises(StoreError, match="was built with m at dim 8"):
+        mine.check_model("other", 16)
+    client.close()
