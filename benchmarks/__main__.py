@@ -37,6 +37,7 @@ def headline(name: str, result: dict) -> dict:
                         "model": label,
                         "input": size,
                         "speedup": row["speedup"],
+                        **{k: row[k] for k in ("course_vs_loop", "course_vs_loop_cpu") if k in row},
                         "memory_ratio": row["memory_ratio"],
                         "max_abs_diff": row["max_abs_diff"],
                     }

@@ -81,6 +81,7 @@ class Settings:
     docs_url: str = _var("MILVUS_DOCS_URL", DOCS_URL)
     cache_dir: str = _var("RAG_CACHE_DIR", str(DATA_DIR / "cache"))
     embed_batch_size: int = _var("EMBED_BATCH_SIZE", 32)
+    embed_cache: bool = _var("RAG_EMBED_CACHE", True)  # vectors kept in RAG_CACHE_DIR/embeddings.sqlite
     rerank_batch_size: int = _var("RERANK_BATCH_SIZE", 16)
     rerank_max_length: int = _var("RERANK_MAX_LENGTH", 8192)
 

@@ -133,6 +133,14 @@ class NotebookSetup:
         """What to give `SentenceTransformer`/`CrossEncoder`: a hub id, or the offline kit's local folder."""
         return model_path(model_id, self.settings.cache_dir)
 
+    def revision(self, model_id: str) -> str | None:
+        """The hub commit to load `model_id` at (`revision=`): the course's pin; None for a local folder."""
+        return (
+            None
+            if self.path(model_id) != model_id or os.path.isdir(model_id)
+            else self.settings.revision(model_id)
+        )
+
     def qwen3_tokenizer(self) -> str:
         """Where Qwen3-Embedding's tokenizer loads from: the model itself, or the offline kit's exact copy."""
         if self.choice.kit == "qwen3":
