@@ -36,7 +36,33 @@ TEST_WORKERS ?= 2
 TEST_THREADS ?= 1
 NBVAL       := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-.PHONY: install demo test lint notebooks reading-times lab lock clean check-python infinity browser
+# A class without the venue's internet. `make wheelhouse` puts every wheel the lock needs, torch (TORCH_SPEC)
+# included, into WHEEL_DIR; `make install WHEELHOUSE=WHEEL_DIR` then installs from that folder alone (no index).
+# WHEEL_PLATFORM=macos-arm64, windows-x86_64 or linux-x86_64 downloads another platform's wheels (Python
+# WHEEL_PYTHON, a full version: some locked wheels need 3.11.5+) into WHEEL_DIR/WHEEL_PLATFORM; WHEEL_LIST=1
+# only lists what that would download.
+WHEELHOUSE     ?=
+WHEEL_DIR      ?= wheelhouse
+WHEEL_PLATFORM ?=
+WHEEL_PYTHON   ?= 3.11.9
+WHEEL_LIST     ?=
+PIP_SOURCE     := $(if $(WHEELHOUSE),--no-index --find-links $(abspath $(WHEELHOUSE)))
+# Each platform's resolution (uv evaluates the lock's markers for it; pip's --platform would use this
+# machine's) and the wheel tags pip then downloads. TORCH_INDEX adds an index for torch's own builds, e.g.
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu for CPU-only Linux and Windows wheels. macOS 14 or newer:
+# the lock's faiss-cpu (Milvus Lite's index library) has no Apple-silicon wheel for older macOS.
+TORCH_INDEX    ?=
+TORCH_INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match)
+UV_PLATFORM_macos-arm64     := aarch64-apple-darwin
+UV_PLATFORM_windows-x86_64  := x86_64-pc-windows-msvc
+UV_PLATFORM_linux-x86_64    := x86_64-manylinux_2_28
+PIP_PLATFORM_macos-arm64    := --platform macosx_14_0_arm64
+PIP_PLATFORM_windows-x86_64 := --platform win_amd64
+PIP_PLATFORM_linux-x86_64   := $(foreach v,17 24 27 28,--platform manylinux_2_$(v)_x86_64) --platform manylinux2014_x86_64
+# The two Qwen3 models at their pinned commits (helpers/config.py) into DEST/hub, a hub cache to copy.
+DEST           ?=
+
+.PHONY: install demo test lint notebooks reading-times lab lock clean check-python infinity browser wheelhouse models
 .DEFAULT_GOAL := install
 
 # transformers 5 and pandas 3 need Python 3.11+. Checks the Python of an existing $(VENV), else $(PYTHON),
@@ -60,12 +86,12 @@ check-python:
 
 $(PY): | check-python
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(PIP_SOURCE) --upgrade pip
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml | $(PY)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -r $(REQUIREMENTS)
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(PIP_SOURCE) $(TORCH_SPEC)
+	$(PY) -m pip install --quiet $(PIP_SOURCE) -r $(REQUIREMENTS)
+	$(PY) -m pip install --quiet $(PIP_SOURCE) --no-deps -e .
 	@# ranx's metrics are numba functions, compiled on first use (about 35 s on two cores) and cached in the
 	@# venv per type, and a passage id's length is part of the type: compile once here, for the course's ids,
 	@# rather than in each process that evaluates first (notebook 06, `eval`, the tests).
@@ -107,8 +133,38 @@ browser:
 lock: | $(PY)
 	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
 	echo torch > $(VENV)/lock-excludes.txt
-	$(BIN)/uv pip compile --quiet requirements.txt --universal --python-version $(PY_MIN) \
+	MACOSX_DEPLOYMENT_TARGET=14.0 $(BIN)/uv pip compile --quiet requirements.txt --universal --python-version $(PY_MIN) \
 	    --excludes $(VENV)/lock-excludes.txt --custom-compile-command "make lock" $(LOCK_ARGS) -o requirements.lock
+
+# This platform: `pip wheel` (sdists built into wheels, so the install needs no compiler or index), plus pip
+# and setuptools for the install itself. Another platform: `pip download --only-binary` for its tags. One
+# resolution with TORCH_SPEC, so that nothing pulls in another torch; for the CPU build from pytorch.org use
+# TORCH_SPEC="torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu" (the +cpu build ranks first).
+wheelhouse: | $(PY)
+ifeq ($(WHEEL_PLATFORM),)
+	$(PY) -m pip wheel --quiet --wheel-dir $(WHEEL_DIR) pip "setuptools>=68" $(TORCH_SPEC) -r $(REQUIREMENTS)
+	@echo "$(WHEEL_DIR): $$(ls $(WHEEL_DIR) | wc -l) wheels, $$(du -sh $(WHEEL_DIR) | cut -f1); install with: make install WHEELHOUSE=$(WHEEL_DIR)"
+else
+	@test -n "$(UV_PLATFORM_$(WHEEL_PLATFORM))" || { echo "error: WHEEL_PLATFORM=$(WHEEL_PLATFORM): use macos-arm64, windows-x86_64 or linux-x86_64" >&2; exit 2; }
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	@mkdir -p $(WHEEL_DIR)
+	{ cat $(REQUIREMENTS); echo "$(firstword $(TORCH_SPEC))"; echo pip; echo "setuptools>=68"; } > $(WHEEL_DIR)/.wanted.txt
+	MACOSX_DEPLOYMENT_TARGET=14.0 $(BIN)/uv pip compile --quiet --no-header --no-annotate --python-platform $(UV_PLATFORM_$(WHEEL_PLATFORM)) \
+	    --python-version $(WHEEL_PYTHON) $(TORCH_INDEX_ARGS) $(WHEEL_DIR)/.wanted.txt -o $(WHEEL_DIR)/$(WHEEL_PLATFORM).txt
+ifeq ($(WHEEL_LIST),)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: $(PIP_PLATFORM_$(WHEEL_PLATFORM)) \
+	    --python-version $(WHEEL_PYTHON) --implementation cp $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
+	    --dest $(WHEEL_DIR)/$(WHEEL_PLATFORM) -r $(WHEEL_DIR)/$(WHEEL_PLATFORM).txt
+	@echo "$(WHEEL_DIR)/$(WHEEL_PLATFORM): $$(ls $(WHEEL_DIR)/$(WHEEL_PLATFORM) | wc -l) wheels, $$(du -sh $(WHEEL_DIR)/$(WHEEL_PLATFORM) | cut -f1)"
+else
+	@grep -v '^#' $(WHEEL_DIR)/$(WHEEL_PLATFORM).txt
+	@echo "$(WHEEL_PLATFORM): $$(grep -c '==' $(WHEEL_DIR)/$(WHEEL_PLATFORM).txt) packages to download (listed only: WHEEL_LIST=1)"
+endif
+endif
+
+models: $(STAMP)
+	@test -n "$(DEST)" || { echo "error: name the folder: make models DEST=/path/to/usb-stick/qwen3" >&2; exit 2; }
+	HF_HUB_OFFLINE= $(PY) -m helpers.offline.hub "$(DEST)"
 
 demo: $(STAMP)
 	$(PY) -m helpers ingest

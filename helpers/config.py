@@ -20,6 +20,16 @@ DATA_DIR = ROOT / "data"
 
 QWEN3_EMBEDDING_ID = "Qwen/Qwen3-Embedding-0.6B"
 QWEN3_RERANKER_ID = "Qwen/Qwen3-Reranker-0.6B"
+# The hub commit of each Qwen3 repository the course pins: outputs name the weights that produced them, and
+# scores moved between revisions. Read (not guessed) from MTEB's model registry, github.com/
+# embeddings-benchmark/mteb at a905523d (2026-08-22): the `revision=` of `Qwen/Qwen3-Embedding-0.6B` in
+# mteb/models/model_implementations/qwen3_models.py and of `Qwen/Qwen3-Reranker-0.6B` in
+# mteb/models/model_implementations/qwen3_reranker.py. Override with RAG_EMBEDDING_REVISION /
+# RAG_RERANKER_REVISION (a commit, a tag or `main`).
+QWEN3_REVISIONS = {
+    QWEN3_EMBEDDING_ID: "b22da495047858cce924d27d76261e96be6febc0",
+    QWEN3_RERANKER_ID: "6e9e69830b95c52b5fd889b7690dda3329508de3",
+}
 DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
 DOCS_URL = (
     "https://github.com/milvus-io/milvus-docs/releases/download/v2.4.6-preview/milvus_docs_2.4.x_en.zip"
@@ -46,6 +56,9 @@ class Settings:
     models: str = _var("RAG_MODELS", "auto", choices=("auto", "qwen3", "offline"))
     embedding_model: str = _var("RAG_EMBEDDING_MODEL", QWEN3_EMBEDDING_ID)
     reranker_model: str = _var("RAG_RERANKER_MODEL", QWEN3_RERANKER_ID)
+    # Empty: the pin in QWEN3_REVISIONS for the Qwen3 ids, the hub's `main` for any other hub id.
+    embedding_revision: str = _var("RAG_EMBEDDING_REVISION", "")
+    reranker_revision: str = _var("RAG_RERANKER_REVISION", "")
     device: str = _var("RAG_DEVICE", "auto")
     dtype: str = _var("RAG_DTYPE", "auto", choices=("auto", "float32", "bfloat16", "float16"))
     hub_offline: bool = _var("HF_HUB_OFFLINE", False)  # load from the local hub cache only
@@ -68,6 +81,7 @@ class Settings:
     docs_url: str = _var("MILVUS_DOCS_URL", DOCS_URL)
     cache_dir: str = _var("RAG_CACHE_DIR", str(DATA_DIR / "cache"))
     embed_batch_size: int = _var("EMBED_BATCH_SIZE", 32)
+    embed_cache: bool = _var("RAG_EMBED_CACHE", True)  # vectors kept in RAG_CACHE_DIR/embeddings.sqlite
     rerank_batch_size: int = _var("RERANK_BATCH_SIZE", 16)
     rerank_max_length: int = _var("RERANK_MAX_LENGTH", 8192)
 
@@ -77,6 +91,11 @@ class Settings:
         if unknown:
             raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def revision(self, model_id: str) -> str | None:
+        """The hub revision to load `model_id` at: the one set for it, else the course's pin (None: main)."""
+        chosen = {self.reranker_model: self.reranker_revision, self.embedding_model: self.embedding_revision}
+        return chosen.get(model_id) or QWEN3_REVISIONS.get(model_id)
 
     @property
     def is_lite(self) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from helpers.chunking import DataError, Passage, chunk_documents, load_corpus
 from helpers.config import BAR_FORMAT, Settings
-from helpers.embedding import Embedder, Encoder, load_embedder
+from helpers.embedding import Encoder, course_embedder, load_embedder
 from helpers.generate import LLMError, failed_answer, generate
 from helpers.offline import hub
 from helpers.offline.standins import TINY_RERANKER_ID, is_stand_in
@@ -86,7 +86,7 @@ class RAG:
                 self._embedder = RemoteEmbedder(embedding_endpoint(self.settings, model_id))
             else:
                 st = load_embedder(model_id, self.settings, self._check("embedding", model_id))
-                self._embedder = Embedder(st, model_id, batch_size=self.settings.embed_batch_size)
+                self._embedder = course_embedder(st, model_id, self.settings)
         return self._embedder
 
     @property
@@ -114,7 +114,7 @@ class RAG:
 
     def _check(self, kind: str, model_id: str) -> bool | None:
         """Fail fast when `model_id` cannot be had; the hub is asked once at most, only when needed."""
-        if self._hub is None and hub.needs_download(model_id):
+        if self._hub is None and hub.needs_download(model_id, self.settings.revision(model_id)):
             self._hub = hub.reachable(self.settings)
         hub.check_downloadable(kind, model_id, self.settings, self._hub)
         return self._hub

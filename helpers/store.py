@@ -138,14 +138,19 @@ class MilvusStore:
         index.add_index("dense", index_type=index_type, metric_type="IP", params={"params": build})
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         properties = {MODEL_PROPERTY: model_id, DIM_PROPERTY: str(dim)}
-        create = self.client.create_collection
-        create(
-            self.collection,
-            schema=schema,
-            index_params=index,
-            consistency_level="Strong",
-            properties=properties,
-        )
+        try:
+            self.client.create_collection(
+                self.collection,
+                schema=schema,
+                index_params=index,
+                consistency_level="Strong",
+                properties=properties,
+            )
+        except Exception:
+            # Another process (a classmate on a shared server) created it between our check and this call:
+            # use theirs; `check_model` then says whether it was built for the same model and dimension.
+            if not self.exists():
+                raise
         self.load()
 
     def drop(self) -> None:

@@ -109,3 +109,18 @@ def test_embedder_equals_plain_sentence_transformers(fixture, request, base_sett
     np.testing.assert_allclose(
         cut, plain.encode_document(docs, truncate_dim=32, normalize_embeddings=True), atol=1e-5
     )
+
+
+def test_cpu_batches_group_texts_of_about_one_length_within_the_token_budget(minilm):
+    from helpers.embedding import token_batches
+
+    lengths = [5, 300, 7, 6, 290, 40, 41, 5, 100]
+    batches = token_batches(lengths, budget=600, slack=1.1)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest, shortest = max(lengths[i] for i in batch), min(lengths[i] for i in batch)
+        assert (longest <= 1.1 * shortest and len(batch) * longest <= 600) or len(batch) == 1
+    assert [sorted(lengths[i] for i in b) for b in batches] == [[5, 5], [6], [7], [40, 41], [100], [290, 300]]
+    texts = ["short", "a much longer text " * 20, "tiny", "medium length text here"]
+    library = minilm.model.encode_document(texts, normalize_embeddings=True)
+    assert np.allclose(minilm.encode_documents(texts), library, atol=1e-5)  # same vectors, other batches

@@ -45,14 +45,14 @@ def test_auto_falls_back_offline_without_cache_or_hub(base_settings, monkeypatch
 
 
 def test_auto_records_the_hubs_answer_on_the_choice(base_settings, monkeypatch, tmp_path):
-    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id, revision=None: False)
     monkeypatch.setattr("helpers.offline.hub.reachable", lambda settings: False)
     assert choose_models(base_settings.with_overrides(models="auto")).hub is False
     assert choose_models(base_settings.with_overrides(models="offline")).hub is None  # not asked
 
 
 def test_a_known_hub_answer_is_not_asked_again(base_settings, monkeypatch):
-    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id, revision=None: False)
     monkeypatch.setattr("helpers.offline.hub.reachable", lambda *a, **k: pytest.fail("the hub was asked"))
     online = base_settings.with_overrides(hub_offline=False)
     with pytest.raises(ModelLoadError, match=r"embedding model .*hub is unreachable.*RAG_MODELS=offline"):

@@ -127,7 +127,7 @@ def test_qwen3_kit_reranks_by_default(settings):
 def test_prepare_asks_the_hub_once_and_loads_nothing(settings, monkeypatch):
     """A model that is neither cached nor downloadable fails before any load, however often it is tried."""
     asked = []
-    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id: False)
+    monkeypatch.setattr("helpers.offline.hub.is_cached", lambda model_id, revision=None: False)
     monkeypatch.setattr("helpers.offline.hub.reachable", lambda s: asked.append(s) or False)
     monkeypatch.setattr("helpers.pipeline.load_embedder", lambda *a: pytest.fail("a model was loaded"))
     qwen3 = ModelChoice("qwen3", "Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Reranker-0.6B", "test", "r")
@@ -153,3 +153,16 @@ def test_the_dense_index_is_built_with_the_parameters_asked_for(settings):
     applied = store.client.describe_index("params_check", "dense")
     store.client.close()
     assert applied["index_type"] == "HNSW" and applied.get("params") == HNSW_PARAMS
+
+
+def test_a_collection_created_meanwhile_by_a_classmate_is_used_not_an_error(settings):
+    """Two learners ingest into one shared collection at once: both see it missing, both create it."""
+    client = connect(settings.milvus_uri)
+    mine, theirs = MilvusStore(client, "shared"), MilvusStore(client, "shared")
+    assert not mine.exists() and not theirs.exists()
+    theirs.create(8, "m")
+    mine.create(8, "m")  # lost the race: before the fix, "collection 'shared' already exists"
+    mine.check_model("m", 8)
+    with pytest.raises(StoreError, match="was built with m at dim 8"):
+        mine.check_model("other", 16)
+    client.close()
