@@ -20,12 +20,9 @@ DATA_DIR = ROOT / "data"
 
 QWEN3_EMBEDDING_ID = "Qwen/Qwen3-Embedding-0.6B"
 QWEN3_RERANKER_ID = "Qwen/Qwen3-Reranker-0.6B"
-# The hub commit of each Qwen3 repository the course pins: outputs name the weights that produced them, and
-# scores moved between revisions. Read (not guessed) from MTEB's model registry, github.com/
-# embeddings-benchmark/mteb at a905523d (2026-08-22): the `revision=` of `Qwen/Qwen3-Embedding-0.6B` in
-# mteb/models/model_implementations/qwen3_models.py and of `Qwen/Qwen3-Reranker-0.6B` in
-# mteb/models/model_implementations/qwen3_reranker.py. Override with RAG_EMBEDDING_REVISION /
-# RAG_RERANKER_REVISION (a commit, a tag or `main`).
+# The hub commits pinned (RAG_EMBEDDING_REVISION, RAG_RERANKER_REVISION override), read from MTEB's registry,
+# github.com/embeddings-benchmark/mteb at a905523d: `revision=` of each in mteb/models/model_implementations/
+# qwen3_models.py (Qwen/Qwen3-Embedding-0.6B) and qwen3_reranker.py (Qwen/Qwen3-Reranker-0.6B).
 QWEN3_REVISIONS = {
     QWEN3_EMBEDDING_ID: "b22da495047858cce924d27d76261e96be6febc0",
     QWEN3_RERANKER_ID: "6e9e69830b95c52b5fd889b7690dda3329508de3",
@@ -93,9 +90,9 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def revision(self, model_id: str) -> str | None:
-        """The hub revision to load `model_id` at: the one set for it, else the course's pin (None: main)."""
+        """The hub revision to load `model_id` at: the one set, else the pin (None: main, or a folder)."""
         chosen = {self.reranker_model: self.reranker_revision, self.embedding_model: self.embedding_revision}
-        return chosen.get(model_id) or QWEN3_REVISIONS.get(model_id)
+        return None if os.path.isdir(model_id) else chosen.get(model_id) or QWEN3_REVISIONS.get(model_id)
 
     @property
     def is_lite(self) -> bool:

@@ -7,6 +7,7 @@ unit-length output, so inner product is cosine similarity, and `truncate_dim` fo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,11 +45,10 @@ def load_embedder(model_id: str, settings: Settings, hub: bool | None = None) ->
 
 def course_embedder(model: SentenceTransformer, model_id: str, settings: Settings) -> Embedder:
     """An `Embedder` with the course's batch size, pinned revision and vector cache (RAG_EMBED_CACHE)."""
-    from helpers.vector_cache import open_cache
+    from helpers.vector_cache import VectorCache
 
-    cache = open_cache(settings.cache_dir, settings.embed_cache)
-    revision = settings.revision(model_id)
-    return Embedder(model, model_id, batch_size=settings.embed_batch_size, cache=cache, revision=revision)
+    cache = VectorCache(Path(settings.cache_dir) / "embeddings.sqlite") if settings.embed_cache else None
+    return Embedder(model, model_id, None, settings.embed_batch_size, cache, settings.revision(model_id))
 
 
 class Encoder:
@@ -84,11 +84,7 @@ class Encoder:
 
 
 class Embedder(Encoder):
-    """A loaded `SentenceTransformer` plus the rules for queries, documents and Matryoshka dimensions.
-
-    With a `cache` (helpers.vector_cache), texts embedded before by the same model, prompt and dimension
-    come from disk and only the others reach the model.
-    """
+    """A loaded `SentenceTransformer`, the rules for queries, documents and Matryoshka sizes; a cache."""
 
     def __init__(
         self,
@@ -105,8 +101,7 @@ class Embedder(Encoder):
         self.dim = self._check_dim(dim)
         self.batch_size = batch_size
         self.max_tokens = int(model.max_seq_length)  # longer input is truncated
-        self.cache, self.revision = cache, revision
-        self._identity = ""
+        self.cache, self.revision, self._identity = cache, revision, ""
 
     @property
     def instruction_aware(self) -> bool:
@@ -114,52 +109,34 @@ class Embedder(Encoder):
         prompt = self.model.prompts.get("query", "")
         return prompt.startswith("Instruct:") or "qwen3-embedding" in self.model_id.lower()
 
-    @property
-    def identity(self) -> str:
-        """What determines this model's vectors besides prompt, dimension and text (the cache key's part)."""
-        if not self._identity:
-            from helpers.vector_cache import weights_fingerprint
-
-            dtype = str(next(self.model.parameters()).dtype)
-            parts = (f"{self.model_id}@{self.revision or '-'}", dtype, str(self.max_tokens))
-            self._identity = "|".join((*parts, weights_fingerprint(self.model)))
-        return self._identity
-
     def with_dim(self, dim: int | None) -> Embedder:
         """The same loaded model giving vectors cut to a Matryoshka dimension (None: full)."""
-        other = Embedder(self.model, self.model_id, dim, self.batch_size, self.cache, self.revision)
-        other._identity = self._identity
-        return other
+        return Embedder(self.model, self.model_id, dim, self.batch_size, self.cache, self.revision)
 
     def _keys(self, texts: list[str], prompt: str) -> list[str]:
-        return [self.cache.key(self.identity, prompt, self.dim, text) for text in texts]
+        from helpers.vector_cache import model_identity
+
+        self._identity = self._identity or model_identity(self.model, self.model_id, self.revision)
+        return [self.cache.key(self._identity, prompt, self.dim, text) for text in texts]
 
     def remember(self, texts: list[str], vectors: np.ndarray, prompt: str = "") -> None:
         """Store vectors this model gave for `texts` elsewhere (notebook 02's own calls) for later reuse."""
         if self.cache is not None:
-            self.cache.put(self._keys(list(texts), prompt), np.asarray(vectors, dtype=np.float32))
+            self.cache.put(self._keys(list(texts), prompt), vectors)
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        if self.cache is None:
+        if not texts or self.cache is None:
             return self._library(texts, prompt)
         keys = self._keys(texts, prompt)
         found = self.cache.get(keys)
-        missing = list(dict.fromkeys(k for k in keys if k not in found))  # each new text once
-        if missing:
-            first = {k: text for k, text in zip(keys, texts, strict=True)}
-            vectors = self._library([first[k] for k in missing], prompt)
-            self.cache.put(missing, vectors)
-            found |= dict(zip(missing, vectors, strict=True))
+        if missing := list(dict.fromkeys(k for k in keys if k not in found)):  # each new text once
+            text_of = dict(zip(keys, texts, strict=True))
+            found |= dict(zip(missing, self._library([text_of[k] for k in missing], prompt), strict=True))
+            self.cache.put(missing, [found[k] for k in missing])
         return np.stack([found[k] for k in keys]).astype(np.float32)
 
     def _library(self, texts: list[str], prompt: str) -> np.ndarray:
-        """sentence-transformers' own `encode_query` / `encode_document`: unit-length float32 rows.
-
-        On a GPU, batches of `batch_size`. On a CPU, where every pad token costs as much as a real one,
-        batches of texts within PAD_SLACK of one length and at most CPU_TOKEN_BUDGET tokens (`token_batches`).
-        """
+        """The library's `encode_query`/`encode_document`, by `batch_size` (GPU) or `token_batches` (CPU)."""
         encode = self.model.encode_query if prompt else self.model.encode_document
         dim = self.dim if self.dim < self.full_dim else None  # prompt "": none, whatever the model's default
         kwargs = {
@@ -168,31 +145,27 @@ class Embedder(Encoder):
             "truncate_dim": dim,
             "show_progress_bar": False,
         }
-        if self.model.device.type != "cpu":
-            return encode(texts, batch_size=self.batch_size, **kwargs).astype(np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts or self.model.device.type != "cpu":
+            return encode(texts, batch_size=self.batch_size, **kwargs).astype(np.float32) if texts else out
         tokens = self.model.tokenizer(
             [prompt + t for t in texts], truncation=True, max_length=self.max_tokens
         )
-        out = np.empty((len(texts), dim or self.full_dim), dtype=np.float32)
         for batch in token_batches([len(ids) for ids in tokens["input_ids"]]):
             out[batch] = encode([texts[i] for i in batch], batch_size=len(batch), **kwargs)
         return out
 
 
-CPU_TOKEN_BUDGET = 4096  # tokens (padding included) per batch on a CPU
-PAD_SLACK = 1.1  # a batch's longest text at most 10% longer than its shortest: little padding
-
-
-def token_batches(
-    lengths: list[int], budget: int = CPU_TOKEN_BUDGET, slack: float = PAD_SLACK
-) -> list[list[int]]:
-    """Indices grouped shortest first: each group within `slack` of one length and `budget` padded tokens."""
+def token_batches(lengths: list[int], budget: int = 4096, slack: float = 1.1) -> list[list[int]]:
+    """Indices shortest first, grouped within `slack` of one length and `budget` tokens (CPU: no pads)."""
     batches: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lengths.__getitem__):
-        batch = batches[-1] if batches else []
-        fits = batch and lengths[i] <= slack * lengths[batch[0]] and (len(batch) + 1) * lengths[i] <= budget
-        if fits:
-            batch.append(i)
+        if (
+            batches
+            and lengths[i] <= slack * lengths[batches[-1][0]]
+            and (len(batches[-1]) + 1) * lengths[i] <= budget
+        ):
+            batches[-1].append(i)
         else:
             batches.append([i])
     return batches

@@ -6,7 +6,6 @@ fails in one line; `setup_notebook("03")` resolves everything a notebook runs wi
 
 from __future__ import annotations
 
-import os
 import random
 import warnings
 from dataclasses import dataclass, replace
@@ -63,10 +62,10 @@ def choose_models(settings: Settings) -> ModelChoice:
         return replace(
             qwen if settings.models == "qwen3" else offline, reason=f"RAG_MODELS={settings.models}"
         )
-    pair = (settings.embedding_model, settings.reranker_model)
-    if all(hub.is_cached(model_id, settings.revision(model_id)) for model_id in pair):
-        where = hub.where(settings, pair)
-        return replace(qwen, reason=f"auto: Qwen3 weights found in the hub cache ({where})")
+    if all(
+        hub.is_cached(m, settings.revision(m)) for m in (settings.embedding_model, settings.reranker_model)
+    ):
+        return replace(qwen, reason=f"auto: Qwen3 weights found in the hub cache ({hub.where(settings)})")
     if hub.reachable(settings):
         return replace(qwen, reason="auto: the Hugging Face hub is reachable", hub=True)
     why = "HF_HUB_OFFLINE is set" if settings.hub_offline else "Qwen3 weights not cached, hub unreachable"
@@ -83,7 +82,7 @@ def load_model(kind: str, model_id: str, settings: Settings, loader, hub_ok: boo
     if device == "mps":  # SDPA on MPS returns NaN embeddings for Qwen3 with left padding
         model_kwargs["attn_implementation"] = "eager"
     path = model_path(model_id, settings.cache_dir)
-    if path == model_id and not os.path.isdir(path) and (revision := settings.revision(model_id)):  # hub id
+    if path == model_id and (revision := settings.revision(model_id)):  # a hub id, at its pinned commit
         kwargs["revision"] = revision
     try:
         return loader(
@@ -135,11 +134,7 @@ class NotebookSetup:
 
     def revision(self, model_id: str) -> str | None:
         """The hub commit to load `model_id` at (`revision=`): the course's pin; None for a local folder."""
-        return (
-            None
-            if self.path(model_id) != model_id or os.path.isdir(model_id)
-            else self.settings.revision(model_id)
-        )
+        return self.settings.revision(model_id) if self.path(model_id) == model_id else None
 
     def qwen3_tokenizer(self) -> str:
         """Where Qwen3-Embedding's tokenizer loads from: the model itself, or the offline kit's exact copy."""

@@ -79,7 +79,7 @@ def test_make_models_downloads_each_model_at_its_pin_into_a_hub_cache(base_setti
         return str(Path(cache_dir) / repo_id)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    hub.download(tmp_path, base_settings, (QWEN3_EMBEDDING_ID, QWEN3_RERANKER_ID))
+    hub.download(str(tmp_path), base_settings)
     pair = (QWEN3_EMBEDDING_ID, QWEN3_RERANKER_ID)
     assert calls == [(m, QWEN3_REVISIONS[m], tmp_path / "hub") for m in pair]
 

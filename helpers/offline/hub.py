@@ -24,28 +24,28 @@ def is_cached(model_id: str, revision: str | None = None) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     files = ("config.json", "model.safetensors", "model.safetensors.index.json")
-    found = (isinstance(try_to_load_from_cache(model_id, f, revision=revision), str) for f in files)
-    config, *weights = found
+    config, *weights = (
+        isinstance(try_to_load_from_cache(model_id, f, revision=revision), str) for f in files
+    )
     return config and any(weights)
 
 
-def where(settings: Settings, model_ids: tuple[str, ...]) -> str:
-    """The hub cache folder and each model's revision, for a one-line note (revisions cut to 8 characters)."""
+def where(settings: Settings) -> str:
+    """The hub cache folder and both models' revisions (8 characters), for a one-line note."""
     from huggingface_hub.constants import HF_HUB_CACHE
 
-    revisions = ", ".join(f"{m.split('/')[-1]}@{(settings.revision(m) or 'main')[:8]}" for m in model_ids)
-    return f"{HF_HUB_CACHE}: {revisions}"
+    ids = (settings.embedding_model, settings.reranker_model)
+    return f"{HF_HUB_CACHE}: " + ", ".join(
+        f"{m.split('/')[-1]}@{(settings.revision(m) or 'main')[:8]}" for m in ids
+    )
 
 
-def download(dest: str | Path, settings: Settings, model_ids: tuple[str, ...]) -> list[str]:
-    """Fetch each model at its pinned revision into the hub cache under `dest` (HF_HOME=dest finds them)."""
+def download(dest: str, settings: Settings) -> list[str]:
+    """Fetch both models at their pinned revisions into the hub cache `dest`/hub (HF_HOME=dest finds them)."""
     from huggingface_hub import snapshot_download
 
-    cache = Path(dest).expanduser() / "hub"
-    return [
-        snapshot_download(model_id, revision=settings.revision(model_id), cache_dir=cache)
-        for model_id in model_ids
-    ]
+    ids, cache = (settings.embedding_model, settings.reranker_model), Path(dest).expanduser() / "hub"
+    return [snapshot_download(m, revision=settings.revision(m), cache_dir=cache) for m in ids]
 
 
 def needs_download(model_id: str, revision: str | None = None) -> bool:
@@ -74,9 +74,12 @@ def reachable(settings: Settings, timeout: float = 3.0) -> bool:
 
 def check_downloadable(kind: str, model_id: str, settings: Settings, hub: bool | None = None) -> None:
     """Fail in one line when a hub model is neither cached nor downloadable (`hub`: the known answer)."""
-    if not needs_download(model_id, settings.revision(model_id)) or (
-        hub if hub is not None else reachable(settings)
-    ):
+    hub = (
+        hub
+        if hub is not None or not needs_download(model_id, settings.revision(model_id))
+        else reachable(settings)
+    )
+    if not needs_download(model_id, settings.revision(model_id)) or hub:
         return
     why = "HF_HUB_OFFLINE is set" if settings.hub_offline else "the Hugging Face hub is unreachable"
     instead = "use the offline kit (RAG_MODELS=offline)" if kind == "embedding" else "run without it"
@@ -87,14 +90,8 @@ def check_downloadable(kind: str, model_id: str, settings: Settings, hub: bool |
     )
 
 
-if __name__ == "__main__":  # `make models DEST=dir`: python -m helpers.offline.hub DEST
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m helpers.offline.hub DEST  (then HF_HOME=DEST finds the models offline)")
-    settings = get_settings()
+if __name__ == "__main__":  # `make models DEST=dir`
     try:
-        folders = download(sys.argv[1], settings, (settings.embedding_model, settings.reranker_model))
-    except Exception as exc:  # the hub client's errors (offline, unknown revision) end in one line
+        print(*download(sys.argv[1], get_settings()), f"done: HF_HOME={sys.argv[1]} finds them", sep="\n")
+    except Exception as exc:  # the hub client's errors (offline, unknown revision) in one line
         sys.exit(f"error: could not download the models ({type(exc).__name__}: {' '.join(str(exc).split())})")
-    print("\n".join(folders))
-    home = Path(sys.argv[1]).expanduser().resolve()
-    print(f"done: point HF_HOME at {home} (RAG_MODELS=auto then finds them offline)")
