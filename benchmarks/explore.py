@@ -51,7 +51,8 @@ def run(settings, device: str, quick: bool, only: str = "", smoke: bool = False)
     questions = load_questions(QUESTIONS[corpus])
     questions = (questions * -(-(n + WARM_UP) // len(questions)))[: n + WARM_UP]  # repeat a short file
     with tempfile.TemporaryDirectory() as tmp:
-        settings = settings.with_overrides(milvus_uri=str(Path(tmp) / "explore.db"))
+        # A new question each time: the vector cache off, so every query is embedded by the model.
+        settings = settings.with_overrides(milvus_uri=str(Path(tmp) / "explore.db"), embed_cache=False)
         if only == "qwen3-0.6b-shape":
             shape = {k: random_06b(k, settings) for k in ("embedding", "reranker")}
             settings = settings.with_overrides(
