@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from helpers.chunking import Passage
 from helpers.evaluate import Question
+from helpers.pipeline import _ms
 from helpers.setup import STAND_IN_LABEL
 
 if TYPE_CHECKING:
@@ -190,10 +191,7 @@ def explore(
         raise ValueError(f"Choose strategies among {', '.join(STRATEGIES)} (got {got}).")
     if not 1 <= k <= DEPTH:
         raise ValueError(f"top-k must be between 1 and {DEPTH} (got {k}).")
-    question = " ".join((question or "").split())
-    if not question:
-        raise ValueError("The question is empty: ask something, e.g. 'How is data stored in milvus?'.")
-    question = question[: rag.question_limit()]
+    question = rag._question(" ".join((question or "").split()))  # refused when empty, cut when overlong
     which = ""
     if "reranked" in strategies:
         which, why = reranker_status(rag)
@@ -236,10 +234,6 @@ def disagreements(rag: RAG, questions: list[Question], a: str, b: str, progress=
     table = pd.DataFrame(rows)
     order = table["RR difference"].abs().sort_values(ascending=False, kind="stable").index
     return table.loc[order].reset_index(drop=True)
-
-
-def _ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
 
 
 def one_line(exc: BaseException) -> str:
