@@ -62,6 +62,17 @@ def measure(path: Path) -> dict[str, dict]:
     return {"parts": parts, "sections": sections}
 
 
+def cell_parts(cells: list[dict]) -> list[str]:
+    """The part (core, exercises, deep dive) each cell belongs to: that of the last `## ` heading so far."""
+    part, parts = "core", []
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            for heading in re.findall(r"(?m)^## (.*)", "".join(cell["source"])):
+                part = part_of(heading)
+        parts.append(part)
+    return parts
+
+
 def minutes(counts: dict) -> float:
     """The formula: words / 180 + code lines / 15."""
     return counts["words"] / WORDS_PER_MIN + counts["lines"] / CODE_LINES_PER_MIN

@@ -6,6 +6,7 @@ cell runs, e.g. with `RAG_MODELS=qwen3` pointed at the hub replicas. Files are n
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,16 @@ def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
 
 
 def run_notebook(
-    path: Path, env: dict[str, str], timeout: int = 900, cwd: Path | None = None
+    path: Path,
+    env: dict[str, str],
+    timeout: int = 900,
+    cwd: Path | None = None,
+    cell_seconds: dict[int, float] | None = None,
 ) -> CellFailure | None:
     """Run every code cell of `path` in a fresh kernel with environment `env`; None when all succeed.
 
     The kernel's working directory is `cwd` (default: the notebook's own folder, as in JupyterLab).
+    `cell_seconds`, when given, receives each executed cell's wall seconds by cell index.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -53,7 +59,10 @@ def run_notebook(
         with client.setup_kernel(env=env):
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type == "code":
+                    start = time.perf_counter()
                     client.execute_cell(cell, index)
+                    if cell_seconds is not None:
+                        cell_seconds[index] = time.perf_counter() - start
     except CellExecutionError as exc:
         return CellFailure(name, index, f"{exc.ename}: {exc.evalue}", nb.cells[index].source)
     except (CellTimeoutError, DeadKernelError) as exc:

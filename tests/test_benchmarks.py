@@ -235,9 +235,27 @@ def test_levers(base_settings):
 def test_notebooks(base_settings):
     """The smoke run executes notebooks/00_setup.ipynb only, without a failing cell."""
     result = smoke("notebooks", base_settings)
-    assert list(result["seconds"]) == ["00_setup"]
-    assert result["failures"] == {}
-    assert result["total_s"] == pytest.approx(sum(result["seconds"].values()), abs=0.11)
+    for name in ("core_cache_off", "core_cache_on", "whole_cache_on"):
+        course = result[name]
+        assert list(course["seconds"]) == ["00_setup"] and course["failures"] == {}
+        row = course["seconds"]["00_setup"]
+        assert row["total"] == pytest.approx(row["core"] + row["exercises"] + row["deep dive"], abs=0.11)
+        assert row["core"] > 0 and row["exercises"] == 0  # 00 has no exercises
+        assert (row["deep dive"] > 0) is (name == "whole_cache_on")  # the core runs leave the deep dive out
+    assert result["core_minutes"]["cache_on"] == round(result["core_cache_on"]["sums"]["total"] / 60, 1)
+
+
+def test_notebooks_fresh_cache_keeps_all_but_the_vectors(tmp_path):
+    """The cache-on run starts from an empty vector cache and shares the models and archive as they are."""
+    from benchmarks.notebooks import _fresh_cache
+
+    cache = tmp_path / "cache"
+    (cache / "stand-ins").mkdir(parents=True)
+    for name in ("embeddings.sqlite", "embeddings.sqlite-wal", "archive.zip"):
+        (cache / name).write_text(name)
+    fresh = _fresh_cache(cache, tmp_path)
+    assert sorted(p.name for p in fresh.iterdir()) == ["archive.zip", "stand-ins"]
+    assert (fresh / "archive.zip").read_text() == "archive.zip" and (fresh / "stand-ins").is_dir()
 
 
 def test_explore(base_settings):

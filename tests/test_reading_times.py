@@ -37,6 +37,8 @@ def test_formula_and_parts(tmp_path):
     assert parts["exercises"] == {"words": 4 + 87, "lines": 3}
     assert parts["deep dive"] == {"words": 4, "lines": 12}
     assert rt.minutes({"words": 180, "lines": 15}) == 2.0
+    expected = ["core", "core", "exercises", "exercises", "deep dive", "deep dive", "core"]
+    assert rt.cell_parts(cells) == expected
 
 
 def test_agenda_is_read_from_the_readme():
