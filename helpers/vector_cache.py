@@ -1,4 +1,4 @@
-"""Embeddings kept on disk, so that notebooks 03, 05 and 06 (and every re-run) reuse what 02 embedded.
+"""Embeddings kept on disk, so that notebooks 03 to 07 (and every re-run) reuse what 02 embedded.
 
 The key hashes everything that determines a vector (model id, revision, dtype, token limit, a fingerprint of
 the weights; prompt; Matryoshka dimension; text). SQLite from the standard library: raw float32, no pickle.

@@ -4,6 +4,7 @@ a vector (text, model, revision, weights, prompt, Matryoshka dimension) misses, 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +111,25 @@ def test_course_embedder_uses_the_settings(minilm, base_settings, tmp_path):
     assert on.cache.path == tmp_path / FILE_NAME and on.revision == QWEN3_REVISIONS[QWEN3_EMBEDDING_ID]
     off = course_embedder(minilm.model, minilm.model_id, base_settings.with_overrides(embed_cache=False))
     assert off.cache is None
+
+
+def test_notebook_03_embeds_only_what_02_did_not_keep(base_settings, archive_zip, tmp_path):
+    """On the core path (what a class runs), 02 keeps its passage vectors and 03 embeds only its question."""
+    import os
+    import sqlite3
+
+    from benchmarks.notebooks import _fresh_cache, run_course
+    from helpers.chunking import chunk_documents, load_corpus
+    from helpers.config import ROOT
+
+    cache_dir = _fresh_cache(Path(base_settings.cache_dir), tmp_path)
+    env = {**os.environ, "RAG_EMBED_CACHE": "1", "RAG_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
+    rows = []
+    for name in ("02_embedding", "03_milvus_indexing"):
+        result = run_course([ROOT / "notebooks" / f"{name}.ipynb"], env, ("core",))
+        assert result["failures"] == {}
+        db = cache_dir / FILE_NAME  # absent while nothing was kept
+        count = "SELECT COUNT(*) FROM vectors"
+        rows.append(sqlite3.connect(db).execute(count).fetchone()[0] if db.exists() else 0)
+    passages = len(chunk_documents(load_corpus("milvus-faq", base_settings).documents, "markdown"))  # 57
+    assert rows == [passages, passages + 1]  # 02: every passage; 03: one question more, no passage again
